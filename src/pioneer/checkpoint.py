@@ -1,0 +1,144 @@
+"""Two kinds of checkpoint, both written atomically.
+
+* Snapshot (safetensors, no pickle): EMA decoder + encoder + ModelConfig + the level and alpha
+  reached. Everything inference needs.
+* Training state (torch.save, loaded with weights_only=True): networks, EMA, optimizers,
+  spectral-norm vectors (inside the state dicts), RNG states and images seen. Everything an
+  exact resume needs.
+
+A write goes to a temporary file in the same folder, is fsync'ed, then renamed over the
+target, so a killed process never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors import safe_open
+from safetensors.torch import save as st_save
+from torch import nn
+
+from .config import ModelConfig
+
+SNAPSHOT_FORMAT = "pioneer-snapshot"
+STATE_FORMAT = "pioneer-training-state"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or does not belong to this run."""
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write a file through `write(fileobj)` so that `path` is either old or complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_snapshot(path: str | Path, decoder: nn.Module, encoder: nn.Module, cfg: ModelConfig,
+                  level: int, alpha: float, images_seen: int, extra: dict[str, Any] | None = None) -> None:
+    """Inference snapshot: `decoder` should be the EMA decoder."""
+    tensors = _tensors("decoder", decoder) | _tensors("encoder", encoder)
+    meta = {
+        "format": SNAPSHOT_FORMAT,
+        "version": str(FORMAT_VERSION),
+        "model_config": json.dumps(asdict(cfg)),
+        "level": str(level),
+        "alpha": repr(float(alpha)),
+        "images_seen": str(images_seen),
+        "extra": json.dumps(extra or {}),
+    }
+    data = st_save(tensors, metadata=meta)
+    atomic_write(path, lambda f: f.write(data))
+
+
+@dataclass
+class Snapshot:
+    """A loaded inference snapshot."""
+
+    config: ModelConfig
+    level: int
+    alpha: float
+    images_seen: int
+    decoder_state: dict[str, torch.Tensor]
+    encoder_state: dict[str, torch.Tensor]
+    extra: dict[str, Any]
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    """Read a snapshot written by save_snapshot; CheckpointError when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"snapshot {path} does not exist: pass the snapshot.safetensors of a run folder")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e}): is it a pioneer snapshot?") from e
+    if meta.get("format") != SNAPSHOT_FORMAT:
+        raise CheckpointError(f"{path} is a safetensors file but not a pioneer snapshot (no '{SNAPSHOT_FORMAT}' metadata)")
+    try:
+        cfg = ModelConfig(**json.loads(meta["model_config"]))
+        snap = Snapshot(
+            config=cfg,
+            level=int(meta["level"]),
+            alpha=float(meta["alpha"]),
+            images_seen=int(meta["images_seen"]),
+            decoder_state={k[len("decoder."):]: v for k, v in tensors.items() if k.startswith("decoder.")},
+            encoder_state={k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")},
+            extra=json.loads(meta.get("extra", "{}")),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: damaged snapshot metadata ({e})") from e
+    return snap
+
+
+def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Full training state; tensors, numbers, strings, lists and dicts only (weights_only-safe)."""
+    payload = {"format": STATE_FORMAT, "version": FORMAT_VERSION, **state}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write(path, lambda f: f.write(buf.getbuffer()))
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Load a training state safely (weights_only=True); CheckpointError when unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no training state at {path}: the run has not written a checkpoint yet")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for damaged zip/pickle data
+        raise CheckpointError(f"training state {path} is corrupt or unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path} is not a pioneer training state")
+    if state.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {state.get('version')}, this pioneer reads {FORMAT_VERSION}")
+    return state

@@ -1,0 +1,275 @@
+"""Explicit configuration: the model, the losses, the schedule and the run, plus named presets.
+
+Every module receives the piece of configuration it needs as an argument; nothing reads a
+global. Configs are plain dataclasses so that they serialise to JSON (options.json in the run
+folder, metadata in every snapshot) and back without loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Block output channels of the decoder per resolution (official code); the encoder mirrors it.
+CHANNEL_TABLE: dict[int, int] = {
+    4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16,
+}
+RESOLUTIONS: tuple[int, ...] = tuple(CHANNEL_TABLE)
+
+# Normalisation of the decoder's convolutions (the encoder always uses spectral norm).
+#   sn       spectral norm: Balanced PIONEER
+#   pn       PixelNorm after every conv
+#   eqlr     equalised learning rate
+#   eqlr+pn  both: baseline PIONEER
+#   none     no normalisation (the paper reports it fails to converge; kept for the ablation)
+DECODER_NORMS: tuple[str, ...] = ("sn", "pn", "eqlr", "eqlr+pn", "none")
+
+
+class ConfigError(ValueError):
+    """An invalid option; the message names the option and a valid alternative."""
+
+
+def _check_resolution(resolution: int, what: str) -> None:
+    if resolution not in CHANNEL_TABLE:
+        raise ConfigError(
+            f"{what} {resolution} is not supported: use a power of two from 4 to 1024"
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the encoder and decoder (saved in every snapshot)."""
+
+    max_resolution: int = 256        # the networks are built up to this resolution
+    latent_dim: int = 512            # size of the code on the unit sphere
+    width: float = 1.0               # multiplier on CHANNEL_TABLE (1.0 = the paper's networks)
+    min_channels: int = 8            # floor after applying width
+    decoder_norm: str = "sn"         # one of DECODER_NORMS
+    encoder_last_activation: bool = False  # LReLU after E's last conv (official bp flag; paper: off)
+
+    def __post_init__(self) -> None:
+        _check_resolution(self.max_resolution, "max_resolution")
+        if self.decoder_norm not in DECODER_NORMS:
+            raise ConfigError(
+                f"decoder_norm {self.decoder_norm!r} is unknown: use one of {', '.join(DECODER_NORMS)}"
+            )
+        if self.latent_dim < 2:
+            raise ConfigError(f"latent_dim {self.latent_dim} is too small: use at least 2")
+        if not self.width > 0:
+            raise ConfigError(f"width {self.width} must be positive")
+
+    @property
+    def num_levels(self) -> int:
+        """Levels 0..num_levels-1 run at 4, 8, ..., max_resolution."""
+        return int(math.log2(self.max_resolution)) - 1
+
+    def resolution(self, level: int) -> int:
+        return 4 * 2**level
+
+    def channels(self, resolution: int) -> int:
+        """Channels of the decoder block (and the encoder's from_rgb) at this resolution."""
+        return max(self.min_channels, int(round(CHANNEL_TABLE[resolution] * self.width)))
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights as the authors' code effectively applies them (see loss.py)."""
+
+    kl_weight: float = 0.1           # the official code scales every KL term by 0.1
+    recon_weight_fade: float = 1.0   # lambda_X during a phase's fade-in
+    recon_weight_stable: float = 1.5 # lambda_X once the phase is stable
+    latent_weight: float = 100 / 512 # lambda_Z on (1 - cos): the code's mean over 512 dims x 100
+    decoder_steps: int = 2           # decoder updates per encoder update
+
+
+@dataclass(frozen=True)
+class Rule:
+    """From `start_kimg` on, train `phase` (level) with this learning rate and KL margin."""
+
+    start_kimg: float
+    phase: int
+    lr: float
+    margin: float                    # paper units on the raw KL gap; 0 disables the hinge
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The progressive schedule as data; schedule.py evaluates it as a function of images seen."""
+
+    rules: tuple[Rule, ...]
+    fade_kimg: float = 1200.0        # alpha ramps 0 -> 1 over the first fade_kimg of each phase
+    batch_sizes: dict[int, int] = field(default_factory=lambda: {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 32, 256: 32, 512: 4, 1024: 1})
+    total_kimg: float = 25480.0      # length of the run
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            raise ConfigError("the schedule needs at least one rule")
+        starts = [r.start_kimg for r in self.rules]
+        if starts[0] != 0:
+            raise ConfigError("the first schedule rule must start at 0 kimg")
+        if any(b <= a for a, b in zip(starts, starts[1:])):
+            raise ConfigError(f"schedule rules must start at increasing kimg, got {starts}")
+        phases = [r.phase for r in self.rules]
+        if any(b < a for a, b in zip(phases, phases[1:])):
+            raise ConfigError(f"schedule phases must never decrease, got {phases}")
+        if phases[0] != 0 or any(b > a + 1 for a, b in zip(phases, phases[1:])):
+            raise ConfigError(f"schedule phases must start at 0 and grow one level at a time, got {phases}")
+        for r in self.rules:
+            if r.lr <= 0 or r.margin < 0:
+                raise ConfigError(f"rule at {r.start_kimg} kimg: lr must be > 0 and margin >= 0")
+        for res in RESOLUTIONS[: max(phases) + 1]:
+            if self.batch_sizes.get(res, 0) < 1:
+                raise ConfigError(f"no batch size for resolution {res}")
+        if self.fade_kimg < 0 or self.total_kimg <= 0:
+            raise ConfigError("fade_kimg must be >= 0 and total_kimg > 0")
+
+    @property
+    def final_phase(self) -> int:
+        return self.rules[-1].phase
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs besides the data path; written to options.json."""
+
+    model: ModelConfig
+    loss: LossConfig
+    schedule: ScheduleConfig
+    data: str | None = "synthetic"   # "synthetic", "synthetic:N", a folder, a .zip or an LMDB
+    holdout: str | None = None       # list file or CelebA-HQ image_list.txt; None = default split
+    seed: int = 0
+    lr_betas: tuple[float, float] = (0.0, 0.99)  # Adam betas of the paper (bp code used 0.9)
+    adam_eps: float = 1e-8
+    ema_decay: float = 0.999         # per iteration, on the decoder's weights
+    log_every: int = 20              # iterations between stats records (one host sync each)
+    grid_kimg: float = 50.0          # image grids
+    snapshot_kimg: float = 100.0     # numbered inference snapshots
+    checkpoint_kimg: float = 25.0    # full training state (for resume)
+    grid_size: int = 8               # samples / reconstructions per grid row and column count
+    amp: bool = False                # bf16 autocast (GPU)
+    channels_last: bool = False      # NHWC memory format (GPU)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["schedule"]["batch_sizes"] = {str(k): v for k, v in self.schedule.batch_sizes.items()}
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        s = dict(d.pop("schedule"))
+        s["rules"] = tuple(Rule(**r) for r in s["rules"])
+        s["batch_sizes"] = {int(k): int(v) for k, v in s["batch_sizes"].items()}
+        return TrainConfig(
+            model=ModelConfig(**d.pop("model")),
+            loss=LossConfig(**d.pop("loss")),
+            schedule=ScheduleConfig(**s),
+            lr_betas=tuple(d.pop("lr_betas")),
+            **d,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets. Margins are in paper units (the official code's values x 10).
+
+
+def _celebahq_rules() -> tuple[Rule, ...]:
+    # Official rule 0 was never applied (a bug: phase 0 ran at lr 1e-3, no margin); we apply it.
+    early = tuple(Rule(2400.0 * p, p, 5e-4, 0.5) for p in range(4))
+    return early + (
+        Rule(9600.0, 4, 1e-3, 0.0),
+        Rule(13000.0, 4, 1e-3, 0.2),
+        Rule(16520.0, 5, 1e-3, 0.2),
+        Rule(20040.0, 6, 1e-3, 0.4),
+    )
+
+
+def _lsun_rules() -> tuple[Rule, ...]:
+    early = tuple(Rule(2400.0 * p, p, 1e-3, 0.0) for p in range(4))
+    return early + (
+        Rule(9600.0, 4, 1e-3, 0.0),
+        Rule(12360.0, 4, 1e-3, 0.6),
+        Rule(15400.0, 5, 1e-3, 0.6),
+        Rule(21400.0, 6, 1e-3, 0.4),
+    )
+
+
+def _paper_batches() -> dict[int, int]:
+    return {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 32, 256: 32, 512: 4, 1024: 1}
+
+
+def _synthetic64() -> TrainConfig:
+    # Sized for ~15 minutes on 2 CPU cores: narrow networks, short phases, margin once the
+    # 32px phase is stable (the paper switches it on after pre-training).
+    kimg = (0.0, 12.0, 24.0, 40.0, 64.0)
+    rules = tuple(Rule(k, p, 1e-3, 0.0) for p, k in enumerate(kimg)) + (Rule(88.0, 4, 1e-3, 0.2),)
+    return TrainConfig(
+        model=ModelConfig(max_resolution=64, width=1 / 16, min_channels=16),
+        loss=LossConfig(),
+        schedule=ScheduleConfig(
+            rules=rules,
+            fade_kimg=6.0,
+            batch_sizes={4: 32, 8: 32, 16: 32, 32: 32, 64: 32},
+            total_kimg=120.0,
+        ),
+        grid_kimg=10.0,
+        snapshot_kimg=40.0,
+        checkpoint_kimg=10.0,
+        log_every=10,
+    )
+
+
+def _celebahq256() -> TrainConfig:
+    return TrainConfig(
+        model=ModelConfig(max_resolution=256),
+        loss=LossConfig(),
+        schedule=ScheduleConfig(rules=_celebahq_rules(), batch_sizes=_paper_batches(), total_kimg=25480.0),
+        data=None,  # the user names the data set
+        lr_betas=(0.0, 0.99),
+        grid_kimg=200.0,
+        snapshot_kimg=1000.0,
+        checkpoint_kimg=200.0,
+        log_every=50,
+    )
+
+
+def _lsun256() -> TrainConfig:
+    base = _celebahq256()
+    return dataclasses.replace(
+        base,
+        schedule=ScheduleConfig(rules=_lsun_rules(), batch_sizes=_paper_batches(), total_kimg=25400.0),
+    )
+
+
+def _pioneer_celebahq256() -> TrainConfig:
+    # Baseline PIONEER: PixelNorm + equalised LR in the decoder, final encoder LReLU, no margin.
+    base = _celebahq256()
+    rules = tuple(dataclasses.replace(r, margin=0.0) for r in _celebahq_rules())
+    return dataclasses.replace(
+        base,
+        model=dataclasses.replace(base.model, decoder_norm="eqlr+pn", encoder_last_activation=True),
+        schedule=dataclasses.replace(base.schedule, rules=rules),
+    )
+
+
+PRESETS: dict[str, Any] = {
+    "synthetic64": _synthetic64,
+    "celebahq256": _celebahq256,
+    "lsun256": _lsun256,
+    "pioneer-celebahq256": _pioneer_celebahq256,
+}
+PRESET_HELP: dict[str, str] = {
+    "synthetic64": "built-in synthetic faces up to 64x64, narrow networks, ~15 min on 2 CPU cores",
+    "celebahq256": "Balanced PIONEER, CelebA-HQ 256x256 schedule of the paper (SN + margin)",
+    "lsun256": "Balanced PIONEER, LSUN Bedrooms 256x256 schedule of the paper",
+    "pioneer-celebahq256": "baseline PIONEER (PixelNorm + equalised LR, no margin), CelebA-HQ",
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh TrainConfig for a named preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    return PRESETS[name]()

@@ -1,0 +1,88 @@
+"""PIONEER losses with the effective weights of the authors' code.
+
+The paper writes (Eqs. 1, 2, 5):
+    L_E = max(-M, KL(q(z|x)) - KL(q(z|G(z')))) + lambda_X * |x - G(E(x))|_1
+    L_G = KL(q(z|G(z'))) + lambda_Z * (1 - z'^T E(G(z')))
+The official code multiplies every KL term by 0.1 (`LossConfig.kl_weight`) and averages the
+latent dot product over the 512 dimensions with a factor 100, i.e. an effective weight of
+100/512 on (1 - cos) (`LossConfig.latent_weight`). Our margin is in the paper's units and is
+applied to the raw KL gap, so 0.1 * max(-M, gap) equals the code's max(-0.1 M, 0.1 gap).
+KL terms are always computed in float32, also under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .config import LossConfig
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _identity(z: torch.Tensor) -> torch.Tensor:
+    return z
+
+
+def kl_divergence(z: torch.Tensor) -> torch.Tensor:
+    """Batch estimate of KL(N(m, diag s2) || N(0, I)), averaged over dimensions.
+
+    z: (B, D) codes. Per dimension j, with batch mean m_j and biased batch variance s2_j:
+    KL_j = (s2_j + m_j^2) / 2 - log(s2_j) / 2 - 1/2. Unit-norm codes have s2 ~ 1/D, so the
+    value has a floor well above 0 (about 2.6 for D = 512).
+    """
+    z = z.float()
+    mean = z.mean(dim=0)                                    # (D,)
+    var = z.var(dim=0, unbiased=False).clamp_min(1e-12)      # (D,), guards a collapsed batch
+    return ((var + mean.square()) / 2 - var.log() / 2 - 0.5).mean()
+
+
+@dataclass
+class EncoderLoss:
+    total: torch.Tensor
+    kl_real: torch.Tensor       # KL of E(x), raw (before kl_weight)
+    kl_fake: torch.Tensor       # KL of E(G(z)), raw
+    recon_l1: torch.Tensor      # mean |G(E(x)) - x|
+
+
+@dataclass
+class DecoderLoss:
+    total: torch.Tensor
+    kl_fake: torch.Tensor       # KL of E(G(z)), raw
+    latent_cos: torch.Tensor    # mean (1 - cos(z, E(G(z))))
+
+
+def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Tensor, level: int,
+                 alpha: float, margin: float, recon_weight: float, cfg: LossConfig,
+                 gather: Gather = _identity) -> EncoderLoss:
+    """Loss of the encoder step. x: (B, 3, r, r) real images (faded), z_prior: (B, D).
+
+    Gradients reach E directly and through G; the caller updates only E's parameters.
+    `gather` concatenates codes from all ranks so the KL batch statistics cover the global batch.
+    """
+    real_z = E(x, level, alpha)                               # (B, D)
+    recon = G(real_z, level, alpha)                           # (B, 3, r, r)
+    recon_l1 = (recon.float() - x.float()).abs().mean()
+    with torch.no_grad():
+        fake = G(z_prior, level, alpha)
+    fake_z = E(fake, level, alpha)
+    kl_real = kl_divergence(gather(real_z))
+    kl_fake = kl_divergence(gather(fake_z))
+    gap = kl_real - kl_fake
+    # The hinge bounds the gap from below: no reward for pushing it past -margin.
+    adversarial = gap.clamp(min=-margin) if margin > 0 else gap
+    total = cfg.kl_weight * adversarial + recon_weight * recon_l1
+    return EncoderLoss(total, kl_real.detach(), kl_fake.detach(), recon_l1.detach())
+
+
+def decoder_loss(E: nn.Module, G: nn.Module, z: torch.Tensor, level: int, alpha: float,
+                 cfg: LossConfig, gather: Gather = _identity) -> DecoderLoss:
+    """Loss of one decoder step; z: (B, D) fresh prior codes. The caller updates only G."""
+    e = E(G(z, level, alpha), level, alpha)                   # (B, D)
+    kl_fake = kl_divergence(gather(e))
+    latent_cos = (1 - (z.float() * e.float()).sum(dim=1)).mean()  # both on the unit sphere
+    total = cfg.kl_weight * kl_fake + cfg.latent_weight * latent_cos
+    return DecoderLoss(total, kl_fake.detach(), latent_cos.detach())

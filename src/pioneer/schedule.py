@@ -1,0 +1,106 @@
+"""The progressive schedule: a pure function of the number of images seen.
+
+Unlike the official scheduler (state mutated as training goes), everything here is computed
+from `images_seen` and the ScheduleConfig, so it can be tested, printed (--dry-run) and resumed
+without bookkeeping.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from .config import RESOLUTIONS, LossConfig, ScheduleConfig
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """What the training loop needs to know at one moment of the run."""
+
+    images_seen: int
+    rule_index: int
+    phase: int              # level of the networks being trained (0 = 4x4)
+    resolution: int
+    alpha: float            # fade-in of the newest level, 1.0 when stable
+    lr: float
+    margin: float           # paper units; 0 = no hinge
+    batch_size: int         # global batch (all ranks together)
+    recon_weight: float     # lambda_X
+    phase_start_kimg: float
+
+
+def phase_start_kimg(cfg: ScheduleConfig, phase: int) -> float:
+    """kimg at which a phase begins: the start of its first rule."""
+    for r in cfg.rules:
+        if r.phase == phase:
+            return r.start_kimg
+    raise ValueError(f"phase {phase} does not occur in the schedule")
+
+
+def state_at(cfg: ScheduleConfig, loss: LossConfig, images_seen: int) -> TrainState:
+    """Evaluate the schedule after `images_seen` training images."""
+    kimg = images_seen / 1000.0
+    starts = [r.start_kimg for r in cfg.rules]
+    i = bisect.bisect_right(starts, kimg) - 1
+    rule = cfg.rules[i]
+    start = phase_start_kimg(cfg, rule.phase)
+    in_phase = kimg - start
+    in_fade = in_phase < cfg.fade_kimg
+    if rule.phase == 0 or cfg.fade_kimg == 0:
+        alpha = 1.0  # nothing to fade from at the first level
+    else:
+        alpha = min(1.0, in_phase / cfg.fade_kimg)
+    resolution = RESOLUTIONS[rule.phase]
+    return TrainState(
+        images_seen=images_seen,
+        rule_index=i,
+        phase=rule.phase,
+        resolution=resolution,
+        alpha=alpha,
+        lr=rule.lr,
+        margin=rule.margin,
+        batch_size=cfg.batch_sizes[resolution],
+        recon_weight=loss.recon_weight_fade if in_fade else loss.recon_weight_stable,
+        phase_start_kimg=start,
+    )
+
+
+def describe(cfg: ScheduleConfig) -> list[dict[str, object]]:
+    """One row per schedule segment (rule, split at the end of each fade-in), for --dry-run."""
+    rows: list[dict[str, object]] = []
+    for i, r in enumerate(cfg.rules):
+        end = cfg.rules[i + 1].start_kimg if i + 1 < len(cfg.rules) else cfg.total_kimg
+        if r.start_kimg >= cfg.total_kimg:
+            break
+        end = min(end, cfg.total_kimg)
+        res = RESOLUTIONS[r.phase]
+        fade_end = phase_start_kimg(cfg, r.phase) + cfg.fade_kimg
+        cuts = [r.start_kimg]
+        if r.phase > 0 and r.start_kimg < fade_end < end:
+            cuts.append(fade_end)
+        cuts.append(end)
+        for a, b in zip(cuts, cuts[1:]):
+            fading = r.phase > 0 and a < fade_end
+            rows.append({
+                "kimg": f"{a:g}-{b:g}",
+                "phase": r.phase,
+                "resolution": f"{res}x{res}",
+                "stage": "fade-in" if fading else "stable",
+                "batch": cfg.batch_sizes[res],
+                "lr": f"{r.lr:g}",
+                "margin": f"{r.margin:g}" if r.margin > 0 else "off",
+                "iterations": int(round((b - a) * 1000 / cfg.batch_sizes[res])),
+            })
+    return rows
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """A plain-text table (header, rule, rows) with aligned columns."""
+    if not rows:
+        return "(empty schedule)"
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    line = lambda vals: "  ".join(str(v).rjust(width[c]) for c, v in zip(cols, vals))  # noqa: E731
+    out = [line(cols), "  ".join("-" * width[c] for c in cols)]
+    out += [line([r[c] for c in cols]) for r in rows]
+    return "\n".join(out)

@@ -1,0 +1,352 @@
+"""The training loop: one encoder step and `decoder_steps` decoder steps per iteration,
+counting images seen; everything else (phase, resolution, alpha, lr, margin, batch) comes from
+the schedule as a function of that count.
+
+The same code runs on CPU, one GPU and many (torchrun): each rank draws the same global batch
+(indices, flips, prior codes) from an identically seeded generator and keeps its slice, the KL
+statistics are computed over the global batch, and gradients are averaged. So a run is
+determined by its seed, not by the number of processes, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import distributed as dist
+from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_snapshot, save_training_state
+from .config import RESOLUTIONS, TrainConfig
+from .images import interleave, make_grid, save_png, to_float
+from .loss import decoder_loss, encoder_loss
+from .networks import Decoder, Encoder
+from .schedule import TrainState, state_at
+from .stats import StatsWriter
+
+STATE_FILE = "training-state.pt"
+SNAPSHOT_FILE = "snapshot.safetensors"
+OPTIONS_FILE = "options.json"
+
+
+class IndexStream:
+    """An endless stream of shuffled training indices: one permutation per epoch, seeded by
+    (seed, epoch) so that only (epoch, position) needs saving for an exact resume."""
+
+    def __init__(self, indices: torch.Tensor, seed: int) -> None:
+        self.indices = indices
+        self.seed = seed
+        self.epoch = 0
+        self.pos = 0
+        self._perm = self._permutation()
+
+    def _permutation(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return self.indices[torch.randperm(len(self.indices), generator=g)]
+
+    def take(self, n: int) -> torch.Tensor:
+        out = []
+        while n > 0:
+            if self.pos == len(self._perm):
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._perm = self._permutation()
+            k = min(n, len(self._perm) - self.pos)
+            out.append(self._perm[self.pos:self.pos + k])
+            self.pos, n = self.pos + k, n - k
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, s: dict[str, int]) -> None:
+        self.epoch, self.pos = int(s["epoch"]), int(s["pos"])
+        self._perm = self._permutation()
+
+
+@dataclass
+class TrainResult:
+    images_seen: int
+    iterations: int
+    heldout_l1: float | None
+    interrupted: bool
+    seconds: float
+    last_stats: dict[str, Any] = field(default_factory=dict)
+    encoder: torch.nn.Module | None = None        # the trained networks, for use from Python
+    decoder: torch.nn.Module | None = None
+    decoder_ema: torch.nn.Module | None = None
+
+
+def fade_images(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Real images during fade-in: alpha * x + (1 - alpha) * upsample(downsample(x))."""
+    if alpha >= 1.0:
+        return x
+    low = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0, mode="nearest")
+    return torch.lerp(low, x, alpha)
+
+
+def _crossed(before: int, after: int, every_kimg: float) -> bool:
+    """True when [before, after) crossed a multiple of every_kimg (in images)."""
+    step = every_kimg * 1000
+    return step > 0 and int(after // step) > int(before // step)
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str = "cpu", resume: bool = False,
+          cache_dir: str | Path | None = None, progress: bool = True, stop_after: int | None = None,
+          data_kwargs: dict[str, Any] | None = None) -> TrainResult:
+    """Train (or continue training) into `run_dir`.
+
+    stop_after: stop after this many iterations of this call (a checkpoint is written), as if
+    the run had been interrupted there; for tests and for splitting a long run.
+    """
+    from .data import open_dataset  # data pulls in PIL/numpy helpers; keep import light
+
+    run_dir = Path(run_dir)
+    device = torch.device(device)
+    main = dist.is_main()
+    world = dist.world_size()
+    sched, lcfg, mcfg = cfg.schedule, cfg.loss, cfg.model
+    final_res = RESOLUTIONS[sched.final_phase]
+    if final_res > mcfg.max_resolution:
+        raise ValueError(f"the schedule reaches {final_res}px but the model stops at {mcfg.max_resolution}px")
+    for res, b in sched.batch_sizes.items():
+        if res <= final_res and b % world:
+            raise ValueError(f"batch size {b} at {res}px does not split over {world} processes: "
+                             f"use a multiple of {world}")
+
+    # ------------------------------------------------------------------ data
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "pioneer"
+    kwargs = dict(spec=cfg.data, resolution=final_res, cache_dir=cache_dir, holdout=cfg.holdout,
+                  **(data_kwargs or {}))
+    if main:  # rank 0 builds the cache, the others open it afterwards
+        split = open_dataset(progress=progress, **kwargs)
+    dist.barrier()
+    if not main:
+        split = open_dataset(progress=False, **kwargs)
+    pyramid = split.pyramid
+
+    # ------------------------------------------------------------------ networks and optimisers
+    torch.manual_seed(cfg.seed)  # network initialisation
+    E = Encoder(mcfg).to(device)
+    G = Decoder(mcfg).to(device)
+    G_ema = Decoder(mcfg).to(device).eval().requires_grad_(False)
+    G_ema.load_state_dict(G.state_dict())
+    if cfg.channels_last:
+        E, G, G_ema = (m.to(memory_format=torch.channels_last) for m in (E, G, G_ema))
+    adam = dict(betas=cfg.lr_betas, eps=cfg.adam_eps)
+    opt_E = torch.optim.Adam(E.parameters(), lr=sched.rules[0].lr, **adam)
+    opt_G = torch.optim.Adam(G.parameters(), lr=sched.rules[0].lr, **adam)
+
+    gen = torch.Generator().manual_seed(cfg.seed)  # batch order lives in `stream`; flips and codes here
+    stream = IndexStream(torch.as_tensor(split.train, dtype=torch.long), cfg.seed)
+    images_seen, iteration = 0, 0
+
+    if resume:
+        state = load_training_state(run_dir / STATE_FILE)
+        if state["config"]["model"] != cfg.to_dict()["model"]:
+            raise CheckpointError(f"{run_dir / STATE_FILE} was written for another model configuration "
+                                  f"than {run_dir / OPTIONS_FILE} describes")
+        try:
+            E.load_state_dict(state["encoder"])
+            G.load_state_dict(state["decoder"])
+            G_ema.load_state_dict(state["decoder_ema"])
+            opt_E.load_state_dict(state["opt_encoder"])
+            opt_G.load_state_dict(state["opt_decoder"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"{run_dir / STATE_FILE} does not fit the networks: {e}") from e
+        gen.set_state(state["generator"])
+        stream.load_state_dict(state["stream"])
+        torch.set_rng_state(state["torch_rng"])
+        images_seen, iteration = int(state["images_seen"]), int(state["iteration"])
+    for m in (E, G, G_ema):
+        dist.broadcast_module(m)
+
+    # Fixed inputs for the image grids: prior codes and held-out images, never drawn from `gen`.
+    n_grid = cfg.grid_size * cfg.grid_size
+    grid_z = torch.nn.functional.normalize(
+        torch.randn(n_grid, mcfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 7)), dim=1)
+    test_idx = torch.as_tensor(split.test[: n_grid // 2], dtype=torch.long)
+    heldout_idx = torch.as_tensor(split.test[:256], dtype=torch.long)
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
+    gather = dist.gather_with_grad
+    stats = StatsWriter(run_dir, resume_images=images_seen if resume else None) if main else None
+    total = int(sched.total_kimg * 1000)
+    bar = tqdm(total=total, initial=min(images_seen, total), unit="img", unit_scale=True, dynamic_ncols=True,
+               disable=not (main and progress), smoothing=0.05)
+
+    stop = {"flag": False}
+
+    def request_stop(signum: int, frame: Any) -> None:  # finish the iteration, checkpoint, exit
+        stop["flag"] = True
+
+    old_handlers = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old_handlers[sig] = signal.signal(sig, request_stop)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+
+    def load_real(idx: torch.Tensor, st: TrainState) -> torch.Tensor:
+        x = to_float(pyramid.images(idx, st.resolution)).to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def checkpoint(st: TrainState) -> None:
+        if not main:
+            return
+        save_training_state(run_dir / STATE_FILE, {
+            "config": cfg.to_dict(), "images_seen": images_seen, "iteration": iteration,
+            "encoder": E.state_dict(), "decoder": G.state_dict(), "decoder_ema": G_ema.state_dict(),
+            "opt_encoder": opt_E.state_dict(), "opt_decoder": opt_G.state_dict(),
+            "generator": gen.get_state(), "stream": stream.state_dict(), "torch_rng": torch.get_rng_state(),
+            "world_size": world,
+        })
+        save_snapshot(run_dir / SNAPSHOT_FILE, G_ema, E, mcfg, st.phase, st.alpha, images_seen,
+                      extra={"data": cfg.data})
+
+    @torch.no_grad()
+    def evaluate(st: TrainState, write_grids: bool) -> float:
+        """Held-out L1 of G_ema(E(x)) and, optionally, the sample and reconstruction grids.
+        Networks run in eval mode, so spectral-norm vectors are not advanced: the training
+        trajectory does not depend on when we look at it."""
+        E.eval()
+        with autocast:
+            x = load_real(heldout_idx, st)
+            x = fade_images(x, st.alpha)
+            rec = G_ema(E(x, st.phase, st.alpha), st.phase, st.alpha).float()
+            l1 = (rec - x).abs().mean().item()
+            if write_grids:
+                kimg = images_seen // 1000
+                samples = G_ema(grid_z.to(device), st.phase, st.alpha)
+                grid = make_grid(samples, cfg.grid_size)
+                save_png(run_dir / "grids" / f"samples-{kimg:06d}.png", grid)
+                pairs = interleave(x[: len(test_idx)], rec[: len(test_idx)])
+                rgrid = make_grid(pairs, cfg.grid_size)
+                save_png(run_dir / "grids" / f"reconstructions-{kimg:06d}.png", rgrid)
+                stats.add_image("samples", grid, images_seen)
+                stats.add_image("reconstructions", rgrid, images_seen)
+        E.train()
+        return l1
+
+    # ------------------------------------------------------------------ the loop
+    keys = ("loss_E", "loss_G", "kl_real", "kl_fake", "gap", "recon_l1", "latent_cos")
+    acc = torch.zeros(len(keys), device=device)
+    acc_n, t_log, img_log = 0, time.perf_counter(), images_seen
+    t_start, start_iteration = time.perf_counter(), iteration
+    heldout_l1: float | None = None
+    last: dict[str, Any] = {}
+    st = state_at(sched, lcfg, images_seen)
+    prev_phase = st.phase
+    interrupted = False
+    E.train(), G.train()
+
+    while images_seen < total:
+        st = state_at(sched, lcfg, images_seen)
+        if st.phase != prev_phase and main:
+            bar.write(f"phase {st.phase}: {st.resolution}x{st.resolution} from {images_seen / 1000:g} kimg")
+            prev_phase = st.phase
+        for opt in (opt_E, opt_G):
+            for group in opt.param_groups:
+                group["lr"] = st.lr
+        B = st.batch_size
+        lo, hi = dist.rank() * B // world, (dist.rank() + 1) * B // world
+
+        # Global batch draws, identical on every rank; each keeps its slice.
+        idx = stream.take(B)[lo:hi]
+        flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi]
+        z = F.normalize(torch.randn(B, mcfg.latent_dim, generator=gen), dim=1)[lo:hi].to(device)
+        x = load_real(idx, st)
+        x = torch.where(flip.to(device)[:, None, None, None], x.flip(3), x)
+        x = fade_images(x, st.alpha)
+
+        # Encoder step: E's parameters only; gradients flow through G.
+        E.requires_grad_(True), G.requires_grad_(False)
+        with autocast:
+            le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather)
+        opt_E.zero_grad(set_to_none=True)
+        le.total.backward()
+        dist.average_gradients(E.parameters())
+        opt_E.step()
+
+        # Decoder steps: G's parameters only; gradients flow through E.
+        E.requires_grad_(False), G.requires_grad_(True)
+        for _ in range(lcfg.decoder_steps):
+            zg = F.normalize(torch.randn(B, mcfg.latent_dim, generator=gen), dim=1)[lo:hi].to(device)
+            with autocast:
+                lg = decoder_loss(E, G, zg, st.phase, st.alpha, lcfg, gather)
+            opt_G.zero_grad(set_to_none=True)
+            lg.total.backward()
+            dist.average_gradients(G.parameters())
+            opt_G.step()
+
+        # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
+        with torch.no_grad():
+            ema_p, p = list(G_ema.parameters()), list(G.parameters())
+            torch._foreach_lerp_(ema_p, p, 1.0 - cfg.ema_decay)
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+
+        before = images_seen
+        images_seen += B
+        iteration += 1
+        bar.update(min(images_seen, total) - min(before, total))
+        acc += torch.stack([le.total.detach().float(), lg.total.detach().float(), le.kl_real, le.kl_fake,
+                            le.kl_real - le.kl_fake, le.recon_l1, lg.latent_cos])
+        acc_n += 1
+
+        done = images_seen >= total
+        stopping = stop_after is not None and iteration - start_iteration >= stop_after
+        if acc_n >= cfg.log_every or done or stopping:
+            vals = dist.all_reduce_mean(acc / acc_n).tolist()  # the one host sync per record
+            now = time.perf_counter()
+            last = {"images_seen": images_seen, "kimg": images_seen / 1000, "iteration": iteration,
+                    "phase": st.phase, "resolution": st.resolution, "alpha": st.alpha, "lr": st.lr,
+                    "margin": st.margin, "batch": B, "images_per_s": (images_seen - img_log) / max(now - t_log, 1e-9),
+                    **dict(zip(keys, vals))}
+            acc.zero_()
+            acc_n, t_log, img_log = 0, now, images_seen
+            if main:
+                stats.write(last)
+                bar.set_postfix_str(f"{st.resolution}px a={st.alpha:.2f} E={vals[0]:.3f} G={vals[1]:.3f} "
+                                    f"kl={vals[2]:.2f}/{vals[3]:.2f} L1={vals[5]:.3f}", refresh=False)
+            # Every rank must agree to stop, or the others would wait forever in a collective.
+            flag = torch.tensor([float(stop["flag"])], device=device)
+            stopping = stopping or dist.all_reduce_mean(flag).item() > 0
+
+        st_after = state_at(sched, lcfg, images_seen)
+        phase_end = st_after.phase != st.phase
+        grids = _crossed(before, images_seen, cfg.grid_kimg) or phase_end or done
+        if main and (grids or done):
+            heldout_l1 = evaluate(st, write_grids=True)
+            stats.write({"images_seen": images_seen, "kimg": images_seen / 1000, "heldout_l1": heldout_l1})
+        if _crossed(before, images_seen, cfg.checkpoint_kimg) or done or stopping or phase_end:
+            checkpoint(st)
+        if main and (_crossed(before, images_seen, cfg.snapshot_kimg) or done):
+            save_snapshot(run_dir / "snapshots" / f"snapshot-{images_seen // 1000:06d}.safetensors",
+                          G_ema, E, mcfg, st.phase, st.alpha, images_seen, extra={"data": cfg.data})
+        if done or stopping:
+            dist.barrier()  # rank 0 may still be writing; nobody leaves before it is done
+        if stopping and not done:
+            interrupted = True
+            if main:
+                bar.write(f"stopped at {images_seen / 1000:g} kimg; continue with: pioneer train --resume {run_dir}")
+            break
+
+    bar.close()
+    for sig, handler in old_handlers.items():
+        signal.signal(sig, handler)
+    seconds = time.perf_counter() - t_start
+    if main:
+        stats.close()
+        summary = {"images_seen": images_seen, "iterations": iteration, "heldout_l1": heldout_l1,
+                   "seconds_this_session": seconds, "iterations_this_session": iteration - start_iteration,
+                   "finished": images_seen >= total}
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return TrainResult(images_seen, iteration, heldout_l1, interrupted, seconds, last, E, G, G_ema)

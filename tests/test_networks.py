@@ -1,0 +1,115 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pioneer.config import CHANNEL_TABLE, DECODER_NORMS, ModelConfig
+from pioneer.networks import Decoder, Encoder, sample_prior
+
+from conftest import tiny_model
+
+
+@pytest.mark.parametrize("norm", DECODER_NORMS)
+def test_shapes_at_every_level_and_during_fade_in(norm):
+    cfg = tiny_model(max_resolution=32, decoder_norm=norm)
+    E, G = Encoder(cfg), Decoder(cfg)
+    z = sample_prior(3, cfg.latent_dim)
+    for level in range(cfg.num_levels):
+        r = 4 * 2**level
+        for alpha in (0.0, 0.3, 1.0):
+            x = G(z, level, alpha)
+            assert x.shape == (3, 3, r, r)
+            code = E(x, level, alpha)
+            assert code.shape == (3, cfg.latent_dim)
+            torch.testing.assert_close(code.norm(dim=1), torch.ones(3))
+
+
+def test_fade_in_endpoints():
+    """alpha=0 at a new level reproduces the previous level, upsampled (decoder) / pooled (encoder)."""
+    cfg = tiny_model()
+    E, G = Encoder(cfg).eval(), Decoder(cfg).eval()
+    z = sample_prior(2, cfg.latent_dim)
+    with torch.no_grad():
+        prev = G(z, 1)
+        faded = G(z, 2, alpha=0.0)
+        torch.testing.assert_close(faded, F.interpolate(prev, scale_factor=2, mode="nearest"))
+        x = torch.randn(2, 3, 16, 16)
+        torch.testing.assert_close(E(x, 2, alpha=0.0), E(F.avg_pool2d(x, 2), 1))
+        assert not torch.allclose(G(z, 2, alpha=1.0), faded)
+
+
+def test_channel_table_full_width():
+    cfg = ModelConfig(max_resolution=256)
+    assert [cfg.channels(r) for r in (4, 8, 16, 32, 64, 128, 256)] == [512, 512, 512, 512, 256, 128, 64]
+    E, G = Encoder(cfg), Decoder(cfg)
+    n_g = sum(p.numel() for p in G.parameters())
+    n_e = sum(p.numel() for p in E.parameters())
+    # The notes: decoder 23.0M, encoder 25.4M parameters at 256px.
+    assert abs(n_g / 1e6 - 23.0) < 0.3, n_g
+    assert abs(n_e / 1e6 - 25.4) < 0.3, n_e
+
+
+def test_width_scales_channels_with_floor():
+    cfg = ModelConfig(max_resolution=64, width=1 / 16, min_channels=16)
+    assert [cfg.channels(r) for r in (4, 8, 16, 32, 64)] == [32, 32, 32, 32, 16]
+    assert set(CHANNEL_TABLE) == {4, 8, 16, 32, 64, 128, 256, 512, 1024}
+
+
+@pytest.mark.parametrize("norm,has_sn,has_pn,has_eqlr", [
+    ("sn", True, False, False), ("pn", False, True, False), ("eqlr", False, False, True),
+    ("eqlr+pn", False, True, True), ("none", False, False, False)])
+def test_normalisation_variants(norm, has_sn, has_pn, has_eqlr):
+    from pioneer.networks import EqualizedConv2d, PixelNorm
+    G = Decoder(tiny_model(decoder_norm=norm))
+    names = " ".join(n for n, _ in G.named_modules())
+    assert ("parametrizations" in names) == has_sn
+    assert any(isinstance(m, PixelNorm) for m in G.modules()) == has_pn
+    assert any(isinstance(m, EqualizedConv2d) for m in G.modules()) == has_eqlr
+    # to_rgb is never spectral-normalised; the encoder always is.
+    assert not any("to_rgb" in n and "parametrizations" in n for n, _ in G.named_parameters())
+    E = Encoder(tiny_model(decoder_norm=norm))
+    assert any("parametrizations" in n for n, _ in E.named_parameters())
+    assert not any("from_rgb" in n and "parametrizations" in n for n, _ in E.named_parameters())
+
+
+def test_spectral_norm_bounds_the_layer():
+    G = Decoder(tiny_model())
+    G.train()
+    z = sample_prior(4, 32)
+    for _ in range(30):  # power iterations converge
+        G(z, 2)
+    conv = G.blocks["b8"].conv1
+    w = conv.weight.flatten(1)
+    assert abs(torch.linalg.matrix_norm(w, ord=2).item() - 1.0) < 0.05
+
+
+def test_pixel_norm_unit_rms():
+    from pioneer.networks import PixelNorm
+    x = torch.randn(2, 5, 3, 3) * 7
+    y = PixelNorm()(x)
+    torch.testing.assert_close(y.pow(2).mean(1), torch.ones(2, 3, 3), atol=1e-4, rtol=1e-4)
+
+
+def test_encoder_last_activation_option():
+    cfg = tiny_model(encoder_last_activation=True)
+    E = Encoder(cfg)
+    with torch.no_grad():
+        codes = E(torch.randn(64, 3, 4, 4), 0)
+    # LReLU(0.2) before normalising: negative entries are shrunk, positives dominate.
+    assert (codes > 0).float().mean() > 0.5
+    assert codes.clamp(max=0).abs().max() < codes.max()
+
+
+def test_bad_level_and_resolution_errors():
+    cfg = tiny_model()
+    E, G = Encoder(cfg), Decoder(cfg)
+    with pytest.raises(ValueError, match="level 3"):
+        G(sample_prior(1, 32), 3)
+    with pytest.raises(ValueError, match="expects 8x8"):
+        E(torch.randn(1, 3, 16, 16), 1)
+
+
+def test_sample_prior_on_sphere_and_seeded():
+    a = sample_prior(5, 16, torch.Generator().manual_seed(1))
+    b = sample_prior(5, 16, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a.norm(dim=1), torch.ones(5))
