@@ -242,5 +242,7 @@ def _relaunch_with_torchrun(nproc: int) -> None:
     os.execv(sys.executable, cmd)
 
 
+
+
 if __name__ == "__main__":
     main()

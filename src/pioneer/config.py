@@ -201,10 +201,11 @@ def _paper_batches() -> dict[int, int]:
 
 
 def _synthetic64() -> TrainConfig:
-    # Sized for ~15 minutes on 2 CPU cores: narrow networks, short phases, margin once the
-    # 32px phase is stable (the paper switches it on after pre-training).
-    kimg = (0.0, 12.0, 24.0, 40.0, 64.0)
-    rules = tuple(Rule(k, p, 1e-3, 0.0) for p, k in enumerate(kimg)) + (Rule(88.0, 4, 1e-3, 0.2),)
+    # Sized for ~15 minutes on 2 CPU cores: narrow networks, phases 300x shorter than the paper's,
+    # the margin once the 64px phase is stable (the paper switches it on after pre-training),
+    # a shorter EMA horizon to match, and channels_last (faster convolutions on CPU too).
+    kimg = (0.0, 8.0, 20.0, 36.0, 60.0)
+    rules = tuple(Rule(k, p, 1e-3, 0.0) for p, k in enumerate(kimg)) + (Rule(72.0, 4, 1e-3, 0.2),)
     return TrainConfig(
         model=ModelConfig(max_resolution=64, width=1 / 16, min_channels=16),
         loss=LossConfig(),
@@ -212,12 +213,14 @@ def _synthetic64() -> TrainConfig:
             rules=rules,
             fade_kimg=6.0,
             batch_sizes={4: 32, 8: 32, 16: 32, 32: 32, 64: 32},
-            total_kimg=120.0,
+            total_kimg=86.0,
         ),
+        ema_decay=0.998,
         grid_kimg=10.0,
-        snapshot_kimg=40.0,
-        checkpoint_kimg=10.0,
+        snapshot_kimg=20.0,
+        checkpoint_kimg=5.0,
         log_every=10,
+        channels_last=True,
     )
 
 

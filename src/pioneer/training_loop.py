@@ -23,10 +23,11 @@ from tqdm import tqdm
 
 from . import distributed as dist
 from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_snapshot, save_training_state
-from .config import RESOLUTIONS, TrainConfig
+from .config import RESOLUTIONS, LossConfig, TrainConfig
 from .images import interleave, make_grid, save_png, to_float
-from .loss import decoder_loss, encoder_loss
-from .networks import Decoder, Encoder
+from .loss import DecoderLoss, EncoderLoss, decoder_loss, encoder_loss
+from .networks import Decoder, Encoder, sample_prior
+
 from .schedule import TrainState, state_at
 from .stats import StatsWriter
 
@@ -94,6 +95,34 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
     """True when [before, after) crossed a multiple of every_kimg (in images)."""
     step = every_kimg * 1000
     return step > 0 and int(after // step) > int(before // step)
+
+
+def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.optim.Optimizer,
+                       opt_G: torch.optim.Optimizer, x: torch.Tensor, z: torch.Tensor, z_dec: list[torch.Tensor],
+                       st: TrainState, lcfg: LossConfig, autocast: Any, gather: Any = dist.gather_with_grad,
+                       ) -> tuple[EncoderLoss, DecoderLoss]:
+    """One PIONEER iteration: an encoder step on real images x (B, 3, r, r) with prior codes z
+    (B, D) for its fake term, then one decoder step per code batch in z_dec. Gradients are
+    averaged over ranks before each optimiser step."""
+    # Encoder step: E's parameters only; gradients flow through G.
+    E.requires_grad_(True), G.requires_grad_(False)
+    with autocast:
+        le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather)
+    opt_E.zero_grad(set_to_none=True)
+    le.total.backward()
+    dist.average_gradients(E.parameters())
+    opt_E.step()
+
+    # Decoder steps: G's parameters only; gradients flow through E.
+    E.requires_grad_(False), G.requires_grad_(True)
+    for zg in z_dec:
+        with autocast:
+            lg = decoder_loss(E, G, zg, st.phase, st.alpha, lcfg, gather)
+        opt_G.zero_grad(set_to_none=True)
+        lg.total.backward()
+        dist.average_gradients(G.parameters())
+        opt_G.step()
+    return le, lg
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str = "cpu", resume: bool = False,
@@ -168,9 +197,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
 
     # Fixed inputs for the image grids: prior codes and held-out images, never drawn from `gen`.
     n_grid = cfg.grid_size * cfg.grid_size
-    grid_z = torch.nn.functional.normalize(
-        torch.randn(n_grid, mcfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 7)), dim=1)
-    test_idx = torch.as_tensor(split.test[: n_grid // 2], dtype=torch.long)
+    grid_z = sample_prior(n_grid, mcfg.latent_dim, torch.Generator().manual_seed(cfg.seed + 7))
+    n_pairs = n_grid // 2  # reconstruction grid: input, reconstruction, input, ...
     heldout_idx = torch.as_tensor(split.test[:256], dtype=torch.long)
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
@@ -227,7 +255,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
                 samples = G_ema(grid_z.to(device), st.phase, st.alpha)
                 grid = make_grid(samples, cfg.grid_size)
                 save_png(run_dir / "grids" / f"samples-{kimg:06d}.png", grid)
-                pairs = interleave(x[: len(test_idx)], rec[: len(test_idx)])
+                pairs = interleave(x[:n_pairs], rec[:n_pairs])
                 rgrid = make_grid(pairs, cfg.grid_size)
                 save_png(run_dir / "grids" / f"reconstructions-{kimg:06d}.png", rgrid)
                 stats.add_image("samples", grid, images_seen)
@@ -261,30 +289,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
         # Global batch draws, identical on every rank; each keeps its slice.
         idx = stream.take(B)[lo:hi]
         flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi]
-        z = F.normalize(torch.randn(B, mcfg.latent_dim, generator=gen), dim=1)[lo:hi].to(device)
+        z = sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device)
         x = load_real(idx, st)
         x = torch.where(flip.to(device)[:, None, None, None], x.flip(3), x)
         x = fade_images(x, st.alpha)
-
-        # Encoder step: E's parameters only; gradients flow through G.
-        E.requires_grad_(True), G.requires_grad_(False)
-        with autocast:
-            le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather)
-        opt_E.zero_grad(set_to_none=True)
-        le.total.backward()
-        dist.average_gradients(E.parameters())
-        opt_E.step()
-
-        # Decoder steps: G's parameters only; gradients flow through E.
-        E.requires_grad_(False), G.requires_grad_(True)
-        for _ in range(lcfg.decoder_steps):
-            zg = F.normalize(torch.randn(B, mcfg.latent_dim, generator=gen), dim=1)[lo:hi].to(device)
-            with autocast:
-                lg = decoder_loss(E, G, zg, st.phase, st.alpha, lcfg, gather)
-            opt_G.zero_grad(set_to_none=True)
-            lg.total.backward()
-            dist.average_gradients(G.parameters())
-            opt_G.step()
+        z_dec = [sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device) for _ in range(lcfg.decoder_steps)]
+        le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather)
 
         # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
         with torch.no_grad():
@@ -314,7 +324,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             acc_n, t_log, img_log = 0, now, images_seen
             if main:
                 stats.write(last)
-                bar.set_postfix_str(f"{st.resolution}px a={st.alpha:.2f} E={vals[0]:.3f} G={vals[1]:.3f} "
+                bar.set_postfix_str(f"phase {st.phase} {st.resolution}px a={st.alpha:.2f} E={vals[0]:.3f} G={vals[1]:.3f} "
                                     f"kl={vals[2]:.2f}/{vals[3]:.2f} L1={vals[5]:.3f}", refresh=False)
             # Every rank must agree to stop, or the others would wait forever in a collective.
             flag = torch.tensor([float(stop["flag"])], device=device)

@@ -1,0 +1,65 @@
+import json
+
+from click.testing import CliRunner
+
+from pioneer.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_help_lists_commands_and_presets():
+    r = run("--help")
+    assert r.exit_code == 0 and "train" in r.output
+    r = run("train", "--help")
+    assert r.exit_code == 0 and "celebahq256" in r.output and "--resume" in r.output
+
+
+def test_dry_run_prints_schedule_without_data():
+    r = run("train", "--preset", "celebahq256", "--dry-run")
+    assert r.exit_code == 0
+    assert "256x256" in r.output and "fade-in" in r.output and "(none: pass --data)" in r.output
+    r = run("train", "--preset", "celebahq256", "--dry-run", "--resolution", "32", "--no-margin")
+    assert r.exit_code == 0 and "64x64" not in r.output and "0.5" not in r.output.split("kimg")[-1]
+
+
+def _one_line_error(r, *needles):
+    """Exactly one 'Error:' line that names the problem (click may add its usage lines above)."""
+    assert r.exit_code != 0
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, r.output
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n in errors[0], errors[0]
+
+
+def test_error_paths(tmp_path):
+    _one_line_error(run("train", "--preset", "nope"), "nope")
+    _one_line_error(run("train", "--preset", "celebahq256", "--outdir", str(tmp_path)), "--data")
+    _one_line_error(run("train", "--data", str(tmp_path / "missing"), "--outdir", str(tmp_path)), "does not exist")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(run("train", "--data", str(tmp_path / "empty"), "--outdir", str(tmp_path / "o")), "empty")
+    _one_line_error(run("train", "--resolution", "100", "--dry-run"), "power of two")
+    _one_line_error(run("train", "--preset", "synthetic64", "--resolution", "256", "--dry-run"), "only lower")
+    _one_line_error(run("train", "--resume", str(tmp_path / "empty")), "not a run folder")
+    assert not (tmp_path / "o").exists()  # nothing created for a failed start
+
+
+def test_train_then_resume_from_cli(tmp_path):
+    out = tmp_path / "runs"
+    common = ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    r = run("train", "--data", "synthetic:64", "--resolution", "8", "--kimg", "0.1", "--batch", "8",
+            "--width", "0.015625", "--outdir", str(out), "--name", "tiny", *common)
+    assert r.exit_code == 0, r.output
+    run_dir = out / "00000-tiny"
+    opts = json.loads((run_dir / "options.json").read_text())
+    assert opts["preset"] == "synthetic64" and opts["config"]["model"]["max_resolution"] == 8
+    # extend the finished run
+    r = run("train", "--resume", str(run_dir), "--kimg", "0.15", *common)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["images_seen"] >= 150
+    # a corrupt training state is reported in one line
+    (run_dir / "training-state.pt").write_bytes(b"\0" * 32)
+    _one_line_error(run("train", "--resume", str(run_dir), "--kimg", "0.2", *common), "corrupt")
