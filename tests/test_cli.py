@@ -1,5 +1,10 @@
 import json
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
 from click.testing import CliRunner
 
 from pioneer.cli import main
@@ -63,3 +68,28 @@ def test_train_then_resume_from_cli(tmp_path):
     # a corrupt training state is reported in one line
     (run_dir / "training-state.pt").write_bytes(b"\0" * 32)
     _one_line_error(run("train", "--resume", str(run_dir), "--kimg", "0.2", *common), "corrupt")
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_and_resume_continues(tmp_path):
+    """SIGINT finishes the iteration, writes a checkpoint, exits 130; --resume carries on."""
+    out, cache = tmp_path / "runs", tmp_path / "cache"
+    cmd = [sys.executable, "-m", "pioneer", "train", "--data", "synthetic:64", "--resolution", "8", "--kimg", "100",
+           "--batch", "8", "--width", "0.015625", "--outdir", str(out), "--cache-dir", str(cache), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stats = out / "00000-synthetic64" / "stats.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (stats.exists() and len(stats.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "pioneer train --resume" in output
+    run_dir = out / "00000-synthetic64"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert not summary["finished"] and summary["images_seen"] > 0
+    stop_at = summary["images_seen"]
+    r = run("train", "--resume", str(run_dir), "--kimg", str(stop_at / 1000 + 0.04), "--cache-dir", str(cache),
+            "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run_dir / "summary.json").read_text())["images_seen"] >= stop_at + 40

@@ -199,3 +199,16 @@ def test_resume_errors(tmp_path):
     (run / "training-state.pt").write_bytes(b"garbage" * 10)
     with pytest.raises(CheckpointError, match="corrupt"):
         train(cfg, run, cache_dir=tmp_path / "cache", progress=False, resume=True)
+
+
+def test_bf16_autocast_and_channels_last_path_runs_on_cpu(tmp_path):
+    """The GPU options run through the same code on CPU: bf16 autocast keeps the KL in float32."""
+    import dataclasses
+    cfg = tiny_config()
+    cfg = dataclasses.replace(cfg, amp=True, channels_last=True,
+                              schedule=dataclasses.replace(cfg.schedule, total_kimg=0.32))
+    res = train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    recs = [r for r in read_stats(tmp_path / "run") if "loss_E" in r]
+    import math
+    assert recs and all(math.isfinite(r[k]) for r in recs for k in ("loss_E", "loss_G", "kl_real", "kl_fake"))
+    assert res.heldout_l1 is not None and res.heldout_l1 < 2.0

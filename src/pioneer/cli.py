@@ -203,8 +203,9 @@ def _train(cfg: TrainConfig, run_dir: Path, device: Any, resume: bool, cache_dir
         _fail(str(e))
     if result.interrupted:
         sys.exit(130)
-    dist.print0(f"done: {result.images_seen / 1000:g} kimg in {result.seconds / 60:.1f} min; "
-                f"held-out L1 {result.heldout_l1:.4f}; snapshot {run_dir / 'snapshot.safetensors'}")
+    l1 = "n/a" if result.heldout_l1 is None else f"{result.heldout_l1:.4f}"
+    dist.print0(f"done: {result.images_seen / 1000:g} kimg, {result.seconds / 60:.1f} min this session; "
+                f"held-out L1 {l1}; snapshot {run_dir / 'snapshot.safetensors'}")
 
 
 def _create_run_dir(outdir: Path, desc: str, dist: Any) -> Path:

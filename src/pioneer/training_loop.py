@@ -275,86 +275,88 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     interrupted = False
     E.train(), G.train()
 
-    while images_seen < total:
-        st = state_at(sched, lcfg, images_seen)
-        if st.phase != prev_phase and main:
-            bar.write(f"phase {st.phase}: {st.resolution}x{st.resolution} from {images_seen / 1000:g} kimg")
-            prev_phase = st.phase
-        for opt in (opt_E, opt_G):
-            for group in opt.param_groups:
-                group["lr"] = st.lr
-        B = st.batch_size
-        lo, hi = dist.rank() * B // world, (dist.rank() + 1) * B // world
+    try:
+        while images_seen < total:
+            st = state_at(sched, lcfg, images_seen)
+            if st.phase != prev_phase and main:
+                bar.write(f"phase {st.phase}: {st.resolution}x{st.resolution} from {images_seen / 1000:g} kimg")
+                prev_phase = st.phase
+            for opt in (opt_E, opt_G):
+                for group in opt.param_groups:
+                    group["lr"] = st.lr
+            B = st.batch_size
+            lo, hi = dist.rank() * B // world, (dist.rank() + 1) * B // world
 
-        # Global batch draws, identical on every rank; each keeps its slice.
-        idx = stream.take(B)[lo:hi]
-        flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi]
-        z = sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device)
-        x = load_real(idx, st)
-        x = torch.where(flip.to(device)[:, None, None, None], x.flip(3), x)
-        x = fade_images(x, st.alpha)
-        z_dec = [sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device) for _ in range(lcfg.decoder_steps)]
-        le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather)
+            # Global batch draws, identical on every rank; each keeps its slice.
+            idx = stream.take(B)[lo:hi]
+            flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi]
+            z = sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device)
+            x = load_real(idx, st)
+            x = torch.where(flip.to(device)[:, None, None, None], x.flip(3), x)
+            x = fade_images(x, st.alpha)
+            z_dec = [sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device) for _ in range(lcfg.decoder_steps)]
+            le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather)
 
-        # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
-        with torch.no_grad():
-            ema_p, p = list(G_ema.parameters()), list(G.parameters())
-            torch._foreach_lerp_(ema_p, p, 1.0 - cfg.ema_decay)
-            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                b_ema.copy_(b)
+            # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
+            with torch.no_grad():
+                ema_p, p = list(G_ema.parameters()), list(G.parameters())
+                torch._foreach_lerp_(ema_p, p, 1.0 - cfg.ema_decay)
+                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                    b_ema.copy_(b)
 
-        before = images_seen
-        images_seen += B
-        iteration += 1
-        bar.update(min(images_seen, total) - min(before, total))
-        acc += torch.stack([le.total.detach().float(), lg.total.detach().float(), le.kl_real, le.kl_fake,
-                            le.kl_real - le.kl_fake, le.recon_l1, lg.latent_cos])
-        acc_n += 1
+            before = images_seen
+            images_seen += B
+            iteration += 1
+            bar.update(min(images_seen, total) - min(before, total))
+            acc += torch.stack([le.total.detach().float(), lg.total.detach().float(), le.kl_real, le.kl_fake,
+                                le.kl_real - le.kl_fake, le.recon_l1, lg.latent_cos])
+            acc_n += 1
 
-        done = images_seen >= total
-        stopping = stop_after is not None and iteration - start_iteration >= stop_after
-        if acc_n >= cfg.log_every or done or stopping:
-            vals = dist.all_reduce_mean(acc / acc_n).tolist()  # the one host sync per record
-            now = time.perf_counter()
-            last = {"images_seen": images_seen, "kimg": images_seen / 1000, "iteration": iteration,
-                    "phase": st.phase, "resolution": st.resolution, "alpha": st.alpha, "lr": st.lr,
-                    "margin": st.margin, "batch": B, "images_per_s": (images_seen - img_log) / max(now - t_log, 1e-9),
-                    **dict(zip(keys, vals))}
-            acc.zero_()
-            acc_n, t_log, img_log = 0, now, images_seen
-            if main:
-                stats.write(last)
-                bar.set_postfix_str(f"phase {st.phase} {st.resolution}px a={st.alpha:.2f} E={vals[0]:.3f} G={vals[1]:.3f} "
-                                    f"kl={vals[2]:.2f}/{vals[3]:.2f} L1={vals[5]:.3f}", refresh=False)
-            # Every rank must agree to stop, or the others would wait forever in a collective.
-            flag = torch.tensor([float(stop["flag"])], device=device)
-            stopping = stopping or dist.all_reduce_mean(flag).item() > 0
+            done = images_seen >= total
+            stopping = stop_after is not None and iteration - start_iteration >= stop_after
+            if acc_n >= cfg.log_every or done or stopping:
+                vals = dist.all_reduce_mean(acc / acc_n).tolist()  # the one host sync per record
+                now = time.perf_counter()
+                last = {"images_seen": images_seen, "kimg": images_seen / 1000, "iteration": iteration,
+                        "phase": st.phase, "resolution": st.resolution, "alpha": st.alpha, "lr": st.lr,
+                        "margin": st.margin, "batch": B, "images_per_s": (images_seen - img_log) / max(now - t_log, 1e-9),
+                        **dict(zip(keys, vals))}
+                acc.zero_()
+                acc_n, t_log, img_log = 0, now, images_seen
+                if main:
+                    stats.write(last)
+                    bar.set_postfix_str(f"phase {st.phase} {st.resolution}px a={st.alpha:.2f} E={vals[0]:.3f} G={vals[1]:.3f} "
+                                        f"kl={vals[2]:.2f}/{vals[3]:.2f} L1={vals[5]:.3f}", refresh=False)
+                # Every rank must agree to stop, or the others would wait forever in a collective.
+                flag = torch.tensor([float(stop["flag"])], device=device)
+                stopping = stopping or dist.all_reduce_mean(flag).item() > 0
 
-        st_after = state_at(sched, lcfg, images_seen)
-        phase_end = st_after.phase != st.phase
-        grids = _crossed(before, images_seen, cfg.grid_kimg) or phase_end or done
-        if main and (grids or done):
-            heldout_l1 = evaluate(st, write_grids=True)
-            stats.write({"images_seen": images_seen, "kimg": images_seen / 1000, "heldout_l1": heldout_l1})
-        if _crossed(before, images_seen, cfg.checkpoint_kimg) or done or stopping or phase_end:
-            checkpoint(st)
-        if main and (_crossed(before, images_seen, cfg.snapshot_kimg) or done):
-            save_snapshot(run_dir / "snapshots" / f"snapshot-{images_seen // 1000:06d}.safetensors",
-                          G_ema, E, mcfg, st.phase, st.alpha, images_seen, extra={"data": cfg.data})
-        if done or stopping:
-            dist.barrier()  # rank 0 may still be writing; nobody leaves before it is done
-        if stopping and not done:
-            interrupted = True
-            if main:
-                bar.write(f"stopped at {images_seen / 1000:g} kimg; continue with: pioneer train --resume {run_dir}")
-            break
-
-    bar.close()
-    for sig, handler in old_handlers.items():
-        signal.signal(sig, handler)
+            st_after = state_at(sched, lcfg, images_seen)
+            phase_end = st_after.phase != st.phase
+            grids = _crossed(before, images_seen, cfg.grid_kimg) or phase_end or done
+            if main and grids:
+                heldout_l1 = evaluate(st, write_grids=True)
+                stats.write({"images_seen": images_seen, "kimg": images_seen / 1000, "heldout_l1": heldout_l1})
+            if _crossed(before, images_seen, cfg.checkpoint_kimg) or done or stopping or phase_end:
+                checkpoint(st)
+            if main and (_crossed(before, images_seen, cfg.snapshot_kimg) or done):
+                save_snapshot(run_dir / "snapshots" / f"snapshot-{images_seen // 1000:06d}.safetensors",
+                              G_ema, E, mcfg, st.phase, st.alpha, images_seen, extra={"data": cfg.data})
+            if done or stopping:
+                dist.barrier()  # rank 0 may still be writing; nobody leaves before it is done
+            if stopping and not done:
+                interrupted = True
+                if main:
+                    bar.write(f"stopped at {images_seen / 1000:g} kimg; continue with: pioneer train --resume {run_dir}")
+                break
+    finally:  # also on errors: give the signals back, close the bar and the logs
+        bar.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        if main:
+            stats.close()
     seconds = time.perf_counter() - t_start
     if main:
-        stats.close()
         summary = {"images_seen": images_seen, "iterations": iteration, "heldout_l1": heldout_l1,
                    "seconds_this_session": seconds, "iterations_this_session": iteration - start_iteration,
                    "finished": images_seen >= total}
