@@ -243,7 +243,9 @@ def _relaunch_with_torchrun(nproc: int) -> None:
     os.execv(sys.executable, cmd)
 
 
+from .cli_tools import register  # noqa: E402  (the image tools live in their own module)
 
+register(main)
 
 if __name__ == "__main__":
     main()

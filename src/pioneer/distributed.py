@@ -11,6 +11,7 @@ broadcast all parameters and buffers from rank 0 at start and after a resume.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Iterable
 
 import torch
@@ -30,7 +31,9 @@ def init(device: str | None = None) -> torch.device:
         torch.cuda.set_device(torch.device(device))
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend)
+        # Generous timeout: the other ranks wait in a barrier while rank 0 decodes the data set
+        # into its cache once (tens of minutes for LSUN-sized data).
+        dist.init_process_group(backend=backend, timeout=timedelta(hours=3))
     return torch.device(device)
 
 

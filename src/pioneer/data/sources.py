@@ -44,7 +44,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 # The ways Pillow reports broken or unsupported data while opening or decoding. SyntaxError,
 # struct.error, IndexError and EOFError are raised by some plugins on malformed headers;
 # DecompressionBombError (a plain Exception) on absurdly large images.
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error,
     Image.DecompressionBombError, zipfile.BadZipFile,
 )
@@ -86,7 +86,7 @@ class ImageSource(Protocol):
 # Decoding
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB (see the module docstring for the rules)."""
     mode = img.mode
     if mode == "RGB":
@@ -122,7 +122,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, HSV, RGBX, ...
 
 
-def _square_resize(img: Image.Image, resolution: int) -> Image.Image:
+def square_resize(img: Image.Image, resolution: int) -> Image.Image:
     """Center-crop to a square on the short side and resize it to ``resolution`` squared."""
     width, height = img.size
     side = min(width, height)
@@ -147,10 +147,10 @@ def decode_image(file: str | Path | IO[bytes], resolution: int, name: str) -> np
                 img.draft(None, (2 * resolution, 2 * resolution))
             img.load()  # force full decoding here, so truncated data fails inside the try
             oriented = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(oriented)
-            out = _square_resize(rgb, resolution)
+            rgb = to_rgb(oriented)
+            out = square_resize(rgb, resolution)
             array = np.asarray(out, dtype=np.uint8)  # (R, R, 3)
-    except _DECODE_ERRORS as err:
+    except DECODE_ERRORS as err:
         reason = str(err) or type(err).__name__
         raise ImageError(f"cannot decode image {name}: {reason}") from err
     if array.shape != (resolution, resolution, 3):  # defensive: Pillow should never do this
