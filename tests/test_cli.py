@@ -48,6 +48,7 @@ def test_error_paths(tmp_path):
     _one_line_error(run("train", "--resolution", "100", "--dry-run"), "power of two")
     _one_line_error(run("train", "--preset", "synthetic64", "--resolution", "256", "--dry-run"), "only lower")
     _one_line_error(run("train", "--resume", str(tmp_path / "empty")), "not a run folder")
+    _one_line_error(run("train", "--metrics", "fid1k,bogus", "--dry-run"), "bogus")
     assert not (tmp_path / "o").exists()  # nothing created for a failed start
 
 

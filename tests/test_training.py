@@ -212,3 +212,50 @@ def test_bf16_autocast_and_channels_last_path_runs_on_cpu(tmp_path):
     import math
     assert recs and all(math.isfinite(r[k]) for r in recs for k in ("loss_E", "loss_G", "kl_real", "kl_fake"))
     assert res.heldout_l1 is not None and res.heldout_l1 < 2.0
+
+
+def _poison_once(monkeypatch, at_call: int):
+    """Make the encoder's weights NaN right after iteration `at_call` (once), as a blow-up would."""
+    import pioneer.training_loop as tl
+    real = tl.training_iteration
+    calls = {"n": 0}
+
+    def poisoned(E, *args, **kwargs):
+        out = real(E, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            with torch.no_grad():
+                E.from_rgb["r4"].weight.fill_(float("nan"))
+                E.from_rgb["r8"].weight.fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(tl, "training_iteration", poisoned)
+
+
+def test_monitor_rolls_back_after_nan_and_the_run_continues(tmp_path, monkeypatch):
+    import math
+    _poison_once(monkeypatch, at_call=20)  # after the checkpoint at 0.1 kimg (iteration 13)
+    cfg = tiny_config()
+    res = train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    assert res.rollbacks == 1 and res.diverged is None and res.images_seen >= 600
+    assert all(torch.isfinite(p).all() for p in res.encoder.parameters())
+    recs = read_stats(tmp_path / "run")
+    events = [r for r in recs if r.get("event") == "rollback"]
+    assert len(events) == 1 and "non-finite" in events[0]["reason"] and events[0]["detected_at"] > events[0]["images_seen"]
+    losses = [r for r in recs if "loss_E" in r]
+    assert all(math.isfinite(r["loss_E"]) for r in losses)  # the poisoned records were dropped
+    state = load_training_state(tmp_path / "run" / "training-state.pt")
+    assert all(torch.isfinite(v).all() for v in state["encoder"].values() if v.is_floating_point())
+
+
+def test_monitor_stop_policy_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import dataclasses
+    _poison_once(monkeypatch, at_call=20)
+    cfg = dataclasses.replace(tiny_config(), on_divergence="stop")
+    res = train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    assert res.diverged and "non-finite" in res.diverged and res.images_seen < 600
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["diverged"] and not summary["finished"]
+    state = load_training_state(tmp_path / "run" / "training-state.pt")
+    assert all(torch.isfinite(v).all() for v in state["encoder"].values() if v.is_floating_point())
+    assert state["images_seen"] <= 20 * 8

@@ -116,6 +116,10 @@ def main() -> None:
               help="Processes on this machine (GPUs, or gloo CPU processes); launches torchrun for you.")
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast (GPU).")
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format (GPU).")
+@click.option("--metrics", "metrics_list", help="Metrics to compute during training, comma-separated (e.g. fid1k,lpips_rec).")
+@click.option("--metrics-kimg", type=float, help="Interval of --metrics in kimg (default: at the end only).")
+@click.option("--on-divergence", type=click.Choice(["rollback", "stop", "warn"]),
+              help="On NaN or a runaway KL gap: roll back to the last checkpoint (default), stop, or warn.")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="Where decoded image pyramids are cached (default ~/.cache/pioneer).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and schedule, then exit.")
@@ -123,6 +127,7 @@ def main() -> None:
 def train(preset: str, data: str | None, holdout: str | None, outdir: str, name: str | None, resume_dir: str | None,
           kimg: float | None, resolution: int | None, batch: int | None, seed: int | None, width: float | None, decoder_norm: str | None,
           no_margin: bool, device: str, gpus: int, amp: bool | None, channels_last: bool | None,
+          metrics_list: str | None, metrics_kimg: float | None, on_divergence: str | None,
           cache_dir: str | None, dry_run: bool, no_progress: bool) -> None:
     """Train Balanced PIONEER (default: the built-in synthetic faces, sized for a CPU).
 
@@ -156,6 +161,19 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
             cfg = _apply_overrides(_load_preset(preset), data=data, holdout=holdout, kimg=kimg, resolution=resolution, batch=batch, seed=seed,
                                    width=width, decoder_norm=decoder_norm, no_margin=no_margin, amp=amp,
                                    channels_last=channels_last)
+        run_opts: dict[str, Any] = {}
+        if metrics_list is not None:
+            run_opts["metrics"] = tuple(m.strip() for m in metrics_list.split(",") if m.strip())
+        if metrics_kimg is not None:
+            run_opts["metrics_kimg"] = metrics_kimg
+        if on_divergence is not None:
+            run_opts["on_divergence"] = on_divergence
+        cfg = dataclasses.replace(cfg, **run_opts)
+        if cfg.metrics:
+            from .metrics import list_metrics
+            unknown = [m for m in cfg.metrics if m not in list_metrics()]
+            if unknown:
+                _fail(f"unknown metric {unknown[0]!r}: use one of {', '.join(list_metrics())}")
     except ConfigError as e:
         _fail(str(e))
 
@@ -203,6 +221,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: Any, resume: bool, cache_dir
         _fail(str(e))
     if result.interrupted:
         sys.exit(130)
+    if result.diverged:
+        _fail(f"training diverged: {result.diverged}; the last good checkpoint is in {run_dir}")
     l1 = "n/a" if result.heldout_l1 is None else f"{result.heldout_l1:.4f}"
     dist.print0(f"done: {result.images_seen / 1000:g} kimg, {result.seconds / 60:.1f} min this session; "
                 f"held-out L1 {l1}; snapshot {run_dir / 'snapshot.safetensors'}")
@@ -246,6 +266,7 @@ def _relaunch_with_torchrun(nproc: int) -> None:
 from .cli_tools import register  # noqa: E402  (the image tools live in their own module)
 
 register(main)
+from .cli_eval import register as register_eval; register_eval(main)  # noqa: E402,E702
 
 if __name__ == "__main__":
     main()

@@ -150,6 +150,10 @@ class TrainConfig:
     grid_size: int = 8               # samples / reconstructions per grid row and column count
     amp: bool = False                # bf16 autocast (GPU)
     channels_last: bool = False      # NHWC memory format (GPU)
+    metrics: tuple[str, ...] = ()    # metrics computed during training (see `pioneer evaluate --list`)
+    metrics_kimg: float = 0.0        # their interval; 0 = at the end of the run only
+    on_divergence: str = "rollback"  # NaN or runaway KL gap: "rollback" to the last checkpoint, "stop" or "warn"
+    gap_threshold: float = 20.0      # |KL_real - KL_fake| (raw) that counts as a runaway gap
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -167,6 +171,7 @@ class TrainConfig:
             loss=LossConfig(**d.pop("loss")),
             schedule=ScheduleConfig(**s),
             lr_betas=tuple(d.pop("lr_betas")),
+            metrics=tuple(d.pop("metrics", ())),
             **d,
         )
 

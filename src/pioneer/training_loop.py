@@ -29,6 +29,7 @@ from .loss import DecoderLoss, EncoderLoss, decoder_loss, encoder_loss
 from .networks import Decoder, Encoder, sample_prior
 
 from .schedule import TrainState, state_at
+from .health import Action, DivergenceMonitor, last_good_state
 from .stats import StatsWriter
 
 STATE_FILE = "training-state.pt"
@@ -81,6 +82,8 @@ class TrainResult:
     encoder: torch.nn.Module | None = None        # the trained networks, for use from Python
     decoder: torch.nn.Module | None = None
     decoder_ema: torch.nn.Module | None = None
+    diverged: str | None = None                   # why the monitor stopped the run, if it did
+    rollbacks: int = 0
 
 
 def fade_images(x: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -175,11 +178,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     stream = IndexStream(torch.as_tensor(split.train, dtype=torch.long), cfg.seed)
     images_seen, iteration = 0, 0
 
-    if resume:
-        state = load_training_state(run_dir / STATE_FILE)
-        if state["config"]["model"] != cfg.to_dict()["model"]:
-            raise CheckpointError(f"{run_dir / STATE_FILE} was written for another model configuration "
-                                  f"than {run_dir / OPTIONS_FILE} describes")
+    def restore(state: dict[str, Any]) -> None:
+        """Put the run back to a saved training state (resume and rollback)."""
+        nonlocal images_seen, iteration
         try:
             E.load_state_dict(state["encoder"])
             G.load_state_dict(state["decoder"])
@@ -192,6 +193,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
         stream.load_state_dict(state["stream"])
         torch.set_rng_state(state["torch_rng"])
         images_seen, iteration = int(state["images_seen"]), int(state["iteration"])
+
+    if resume:
+        state = load_training_state(run_dir / STATE_FILE)
+        if state["config"]["model"] != cfg.to_dict()["model"]:
+            raise CheckpointError(f"{run_dir / STATE_FILE} was written for another model configuration "
+                                  f"than {run_dir / OPTIONS_FILE} describes")
+        restore(state)
     for m in (E, G, G_ema):
         dist.broadcast_module(m)
 
@@ -204,6 +212,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
     gather = dist.gather_with_grad
     stats = StatsWriter(run_dir, resume_images=images_seen if resume else None) if main else None
+    # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
+    monitor = DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence)
+    diverged: str | None = None
     total = int(sched.total_kimg * 1000)
     bar = tqdm(total=total, initial=min(images_seen, total), unit="img", unit_scale=True, dynamic_ncols=True,
                disable=not (main and progress), smoothing=0.05)
@@ -227,7 +238,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
         return x
 
     def checkpoint(st: TrainState) -> None:
-        if not main:
+        # Never save a state the monitor would not roll back to.
+        if not main or not monitor.healthy or not bool(torch.isfinite(le.total) & torch.isfinite(lg.total)):
             return
         save_training_state(run_dir / STATE_FILE, {
             "config": cfg.to_dict(), "images_seen": images_seen, "iteration": iteration,
@@ -262,6 +274,18 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
                 stats.add_image("reconstructions", rgrid, images_seen)
         E.train()
         return l1
+
+    def run_metrics(st: TrainState) -> None:
+        from . import metrics  # heavy (Inception, LPIPS): only when asked for
+
+        try:
+            for rec in metrics.evaluate_during_training(cfg.metrics, E, G_ema, st.phase, st.alpha, images_seen,
+                                                        run_dir, cfg.data, cache_dir=cache_dir, holdout=cfg.holdout,
+                                                        device=device):
+                bar.write(f"{images_seen / 1000:g} kimg: " + ", ".join(
+                    f"{k} {v:.4g}" for k, v in rec.items() if isinstance(v, float) and k != "seconds"))
+        except (ValueError, RuntimeError, OSError, ImportError) as e:  # a metric must not end a long run
+            bar.write(f"warning: metrics failed at {images_seen / 1000:g} kimg: {e}")
 
     # ------------------------------------------------------------------ the loop
     keys = ("loss_E", "loss_G", "kl_real", "kl_fake", "gap", "recon_l1", "latent_cos")
@@ -331,12 +355,41 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
                 flag = torch.tensor([float(stop["flag"])], device=device)
                 stopping = stopping or dist.all_reduce_mean(flag).item() > 0
 
+                verdict = monitor.update(last)
+                if verdict.action is not Action.OK and main:
+                    bar.write(f"{verdict.action.value}: {verdict.reason}")
+                good = last_good_state(run_dir) if verdict.action is Action.ROLLBACK else None
+                if verdict.action is Action.ROLLBACK and good is not None:
+                    detected_at = images_seen
+                    restore(good)
+                    gen.manual_seed(cfg.seed + 7919 * (monitor.rollbacks + 1))  # not the same batches again
+                    monitor.rolled_back(images_seen)
+                    acc.zero_()
+                    acc_n, t_log, img_log = 0, time.perf_counter(), images_seen
+                    bar.n = min(images_seen, total)
+                    if main:
+                        bar.write(f"rolled back to {images_seen / 1000:g} kimg")
+                        stats.close()  # drop the records after the rollback point, then note the event
+                        stats = StatsWriter(run_dir, resume_images=images_seen)
+                        stats.write({"images_seen": images_seen, "event": "rollback", "reason": verdict.reason,
+                                     "detected_at": detected_at})
+                    continue
+                if verdict.action is not Action.OK and main:
+                    stats.write({"images_seen": images_seen, "event": verdict.action.value, "reason": verdict.reason})
+                if verdict.diverged:
+                    diverged = verdict.reason
+                    if main:
+                        bar.write(f"stopped: training diverged ({verdict.reason}); no checkpoint written")
+                    break
+
             st_after = state_at(sched, lcfg, images_seen)
             phase_end = st_after.phase != st.phase
             grids = _crossed(before, images_seen, cfg.grid_kimg) or phase_end or done
             if main and grids:
                 heldout_l1 = evaluate(st, write_grids=True)
                 stats.write({"images_seen": images_seen, "kimg": images_seen / 1000, "heldout_l1": heldout_l1})
+            if main and cfg.metrics and (_crossed(before, images_seen, cfg.metrics_kimg) or done):
+                run_metrics(st)
             if _crossed(before, images_seen, cfg.checkpoint_kimg) or done or stopping or phase_end:
                 checkpoint(st)
             if main and (_crossed(before, images_seen, cfg.snapshot_kimg) or done):
@@ -359,6 +412,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     if main:
         summary = {"images_seen": images_seen, "iterations": iteration, "heldout_l1": heldout_l1,
                    "seconds_this_session": seconds, "iterations_this_session": iteration - start_iteration,
-                   "finished": images_seen >= total}
+                   "finished": images_seen >= total, "diverged": diverged, "rollbacks": monitor.rollbacks}
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return TrainResult(images_seen, iteration, heldout_l1, interrupted, seconds, last, E, G, G_ema)
+    return TrainResult(images_seen, iteration, heldout_l1, interrupted, seconds, last, E, G, G_ema, diverged,
+                       monitor.rollbacks)
