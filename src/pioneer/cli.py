@@ -117,7 +117,8 @@ def main() -> None:
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast (GPU).")
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format (GPU).")
 @click.option("--metrics", "metrics_list", help="Metrics to compute during training, comma-separated (e.g. fid1k,lpips_rec).")
-@click.option("--metrics-kimg", type=float, help="Interval of --metrics in kimg (default: at the end only).")
+@click.option("--metrics-kimg", "--metrics-every", "metrics_kimg", type=float,
+              help="Interval of --metrics in kimg (default: at the end only).")
 @click.option("--on-divergence", type=click.Choice(["rollback", "stop", "warn"]),
               help="On NaN or a runaway KL gap: roll back to the last checkpoint (default), stop, or warn.")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
