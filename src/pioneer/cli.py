@@ -264,10 +264,12 @@ def _relaunch_with_torchrun(nproc: int) -> None:
     os.execv(sys.executable, cmd)
 
 
-from .cli_tools import register  # noqa: E402  (the image tools live in their own module)
+# The other commands live in their own modules and attach themselves to the group.
+from .cli_eval import register as _register_eval  # noqa: E402
+from .cli_tools import register as _register_tools  # noqa: E402
 
-register(main)
-from .cli_eval import register as register_eval; register_eval(main)  # noqa: E402,E702
+_register_tools(main)
+_register_eval(main)
 
 if __name__ == "__main__":
     main()
