@@ -195,7 +195,7 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
     dev = dist.init(None if device == "auto" else device)
     try:
         if resume_dir is None:
-            run_dir = _create_run_dir(Path(outdir), name or preset_name, dist)
+            run_dir = _create_run_dir(Path(outdir), name or _describe_run(preset_name, cfg.data), dist)
             if dist.is_main():
                 options = {"preset": preset_name, "command": sys.argv, "config": cfg.to_dict()}
                 from .checkpoint import atomic_write_text
@@ -227,6 +227,14 @@ def _train(cfg: TrainConfig, run_dir: Path, device: Any, resume: bool, cache_dir
     l1 = "n/a" if result.heldout_l1 is None else f"{result.heldout_l1:.4f}"
     dist.print0(f"done: {result.images_seen / 1000:g} kimg, {result.seconds / 60:.1f} min this session; "
                 f"held-out L1 {l1}; snapshot {run_dir / 'snapshot.safetensors'}")
+
+
+def _describe_run(preset_name: str, data: str) -> str:
+    """Run folder suffix: the preset, plus the data set's name when it is not the built-in one."""
+    if data.startswith("synthetic"):
+        return preset_name
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data.rstrip("/")).stem) or "data"
+    return f"{preset_name}-{stem}"
 
 
 def _create_run_dir(outdir: Path, desc: str, dist: Any) -> Path:
