@@ -98,17 +98,21 @@ class Snapshot:
     extra: dict[str, Any]
 
 
+def read_safetensors(path: Path, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a safetensors file; `what` names the expected kind in the error."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e}): is it {what}?") from e
+
+
 def load_snapshot(path: str | Path) -> Snapshot:
     """Read a snapshot written by save_snapshot; CheckpointError when it is not one."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"snapshot {path} does not exist: pass the snapshot.safetensors of a run folder")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e}): is it a pioneer snapshot?") from e
+    meta, tensors = read_safetensors(path, "a pioneer snapshot")
     if meta.get("format") != SNAPSHOT_FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a pioneer snapshot (no '{SNAPSHOT_FORMAT}' metadata)")
     try:

@@ -21,10 +21,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, read_safetensors
 
 Method = Literal["slerp", "lerp"]
 METHODS: tuple[str, ...] = ("slerp", "lerp")
@@ -266,12 +265,8 @@ class AttributeVector:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"attribute vector {path} does not exist: make one with `pioneer attributes`")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                vector = f.get_tensor("vector") if "vector" in f.keys() else None
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"{path} is not a readable attribute vector file ({e})") from e
+        meta, tensors = read_safetensors(path, "a pioneer attribute vector")
+        vector = tensors.get("vector")
         if meta.get("format") != VECTOR_FORMAT or vector is None or vector.ndim != 1:
             raise ValueError(f"{path} is not a pioneer attribute vector (make one with `pioneer attributes`)")
         try:

@@ -129,8 +129,7 @@ def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.opti
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str = "cpu", resume: bool = False,
-          cache_dir: str | Path | None = None, progress: bool = True, stop_after: int | None = None,
-          data_kwargs: dict[str, Any] | None = None) -> TrainResult:
+          cache_dir: str | Path | None = None, progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train (or continue training) into `run_dir`.
 
     stop_after: stop after this many iterations of this call (a checkpoint is written), as if
@@ -153,8 +152,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
 
     # ------------------------------------------------------------------ data
     cache_dir = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "pioneer"
-    kwargs = dict(spec=cfg.data, resolution=final_res, cache_dir=cache_dir, holdout=cfg.holdout,
-                  **(data_kwargs or {}))
+    kwargs = dict(spec=cfg.data, resolution=final_res, cache_dir=cache_dir, holdout=cfg.holdout)
     if main:  # rank 0 builds the cache, the others open it afterwards
         split = open_dataset(progress=progress, **kwargs)
     dist.barrier()
