@@ -296,6 +296,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     prev_phase = st.phase
     interrupted = False
     E.train(), G.train()
+    # Parameter and buffer lists of the EMA update, built once (load_state_dict keeps the tensors).
+    ema_params, params = list(G_ema.parameters()), list(G.parameters())
+    ema_buffers, buffers = list(G_ema.buffers()), list(G.buffers())
 
     try:
         while images_seen < total:
@@ -321,10 +324,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
 
             # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
             with torch.no_grad():
-                ema_p, p = list(G_ema.parameters()), list(G.parameters())
-                torch._foreach_lerp_(ema_p, p, 1.0 - cfg.ema_decay)
-                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                    b_ema.copy_(b)
+                torch._foreach_lerp_(ema_params, params, 1.0 - cfg.ema_decay)
+                torch._foreach_copy_(ema_buffers, buffers)
 
             before = images_seen
             images_seen += B

@@ -29,6 +29,7 @@ from torch import nn
 
 from . import MetricContext, MetricError, register
 from ..latent import edit as apply_edit
+from ..images import to_float
 from ..latent import mean_difference
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -114,7 +115,7 @@ def _synthetic_labels(ctx: MetricContext, positions: np.ndarray) -> tuple[np.nda
 
 
 def _float_images(ctx: MetricContext, positions: np.ndarray) -> torch.Tensor:
-    return torch.cat([x.float() / 127.5 - 1.0 for x in ctx.real_images(positions)])
+    return torch.cat([to_float(x) for x in ctx.real_images(positions)])
 
 
 def cached_classifier(ctx: MetricContext, n_train: int = 3000, epochs: int = 8) -> tuple[AttributeNet, float]:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ..images import to_float
 from . import MetricContext, MetricError, register
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"          # torchvision's IMAGENET1K_V1 AlexNet
@@ -197,7 +198,7 @@ def lpips_rec(ctx: MetricContext) -> dict[str, Any]:
     dists = []
     with torch.inference_mode(), tqdm(total=n, unit="img", desc="lpips_rec", disable=not ctx.progress, leave=False) as bar:
         for x in ctx.real_images(indices):
-            real = x.float() / 127.5 - 1.0
+            real = to_float(x)
             rec = ctx.model.reconstruct(x, batch_size=ctx.batch_size)
             if crop:
                 real, rec = face_crop(real), face_crop(rec)
