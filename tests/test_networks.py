@@ -117,3 +117,23 @@ def test_sample_prior_on_sphere_and_seeded():
     b = sample_prior(5, 16, torch.Generator().manual_seed(1))
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a.norm(dim=1), torch.ones(5))
+
+
+@pytest.mark.parametrize("weight_norm", ["sn", "eqlr", "none"])
+def test_point_convs_equal_the_direct_convolutions(weight_norm):
+    """The decoder's first conv (4x4, padding 3, on a 1x1 input) and the encoder's last
+    (4x4 valid conv on a 4x4 input) run as matrix products; they must equal the convs."""
+    from pioneer.networks import conv_from_point, conv_to_point, conv_weight, make_conv
+
+    torch.manual_seed(0)
+    conv = make_conv(6, 5, 4, 3, weight_norm).eval()
+    z = torch.randn(3, 6)
+    w = conv_weight(conv)
+    want = F.conv2d(z[:, :, None, None], w, conv.bias, padding=3)         # (3, 5, 4, 4)
+    torch.testing.assert_close(conv_from_point(conv, z), want)
+
+    conv = make_conv(6, 5, 4, 0, weight_norm).eval()
+    h = torch.randn(3, 6, 4, 4)
+    want = F.conv2d(h, conv_weight(conv), conv.bias).flatten(1)            # (3, 5)
+    torch.testing.assert_close(conv_to_point(conv, h), want)
+    torch.testing.assert_close(conv_to_point(conv, h.contiguous(memory_format=torch.channels_last)), want)

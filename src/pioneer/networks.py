@@ -34,8 +34,12 @@ class EqualizedConv2d(nn.Module):
         self.scale = math.sqrt(2.0 / (in_ch * kernel * kernel))
         self.padding = padding
 
+    @property
+    def effective_weight(self) -> torch.Tensor:
+        return self.weight * self.scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        return F.conv2d(x, self.effective_weight, self.bias, padding=self.padding)
 
 
 class PixelNorm(nn.Module):
@@ -57,6 +61,34 @@ def make_conv(in_ch: int, out_ch: int, kernel: int, padding: int, weight_norm: s
     if weight_norm == "none":
         return conv
     raise ValueError(f"unknown weight normalisation {weight_norm!r}")
+
+
+def conv_weight(conv: nn.Module) -> torch.Tensor:
+    """The weight a conv applies: after spectral normalisation or the equalised-LR scale."""
+    return conv.effective_weight if isinstance(conv, EqualizedConv2d) else conv.weight
+
+
+def conv_from_point(conv: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """A k x k conv with padding k-1 applied to a 1x1 input, computed as one matrix product.
+
+    z: (B, C) -> (B, O, k, k). Only one kernel tap meets the single non-zero input pixel at
+    each output position, so the direct conv spends k*k times the necessary FLOPs (16x for
+    the decoder's first 4x4 conv). out[b, o, i, j] = sum_c z[b, c] W[o, c, k-1-i, k-1-j] + bias.
+    """
+    w = conv_weight(conv)                                              # (O, C, k, k)
+    o, c, k, _ = w.shape
+    m = w.permute(0, 2, 3, 1).reshape(o * k * k, c)                    # rows ordered (o, k-1-i, k-1-j)
+    out = F.linear(z, m).view(-1, o, k, k).flip(2, 3)                  # flip the (smaller) output, not W
+    return out + conv.bias.view(1, o, 1, 1)
+
+
+def conv_to_point(conv: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """A k x k conv without padding applied to a k x k input: one matrix product.
+
+    h: (B, C, k, k) -> (B, O).
+    """
+    w = conv_weight(conv)                                              # (O, C, k, k)
+    return F.linear(h.flatten(1), w.flatten(1), conv.bias)
 
 
 def _split_norm(decoder_norm: str) -> tuple[str, bool]:
@@ -81,7 +113,9 @@ class ConvPair(nn.Module):
         self.norm = PixelNorm() if pixel_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(F.leaky_relu(self.conv1(x), LRELU_SLOPE))
+        # A 2-D input is a code (B, C): the first conv sees a single pixel (decoder level 0).
+        x = conv_from_point(self.conv1, x) if x.dim() == 2 else self.conv1(x)
+        x = self.norm(F.leaky_relu(x, LRELU_SLOPE))
         return self.norm(F.leaky_relu(self.conv2(x), LRELU_SLOPE))
 
 
@@ -113,7 +147,7 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
         self._check_level(level)
-        h = z[:, :, None, None]                                  # (B, D, 1, 1)
+        h = z                                                    # (B, D): block b4 reads it as a 1x1 image
         skip = None
         for i in range(level + 1):
             res = self.cfg.resolution(i)
@@ -166,10 +200,10 @@ class Encoder(nn.Module):
                 skip = self.from_rgb[f"r{r // 2}"](F.avg_pool2d(x, 2))
                 h = torch.lerp(skip, h, alpha)
         h = F.leaky_relu(self.final_conv(h), LRELU_SLOPE)         # (B, C, 4, 4)
-        h = self.to_code(h)                                       # (B, D, 1, 1)
+        h = conv_to_point(self.to_code, h)                        # (B, D)
         if self.cfg.encoder_last_activation:
             h = F.leaky_relu(h, LRELU_SLOPE)
-        return F.normalize(h.flatten(1).float(), dim=1)           # (B, D) unit norm, float32
+        return F.normalize(h.float(), dim=1)                      # (B, D) unit norm, float32
 
 
 def sample_prior(n: int, dim: int, generator: torch.Generator | None = None,
@@ -177,3 +211,26 @@ def sample_prior(n: int, dim: int, generator: torch.Generator | None = None,
     """z ~ N(0, I) projected onto the unit sphere: (n, dim)."""
     z = torch.randn(n, dim, generator=generator)
     return F.normalize(z, dim=1).to(device)
+
+
+def compile_blocks(net: nn.Module, mode: str | None = None) -> None:
+    """torch.compile every conv block of an Encoder or Decoder in place.
+
+    Blocks, not whole networks: level and alpha steer Python control flow in forward(), and a
+    whole-network graph would recompile for every alpha of a fade-in. The blocks share one
+    forward(), so dynamo's per-function recompile limit must cover every block twice (with and
+    without weight gradients).
+    """
+    import torch._dynamo
+
+    need = 4 * len(net.blocks) + 8
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, need)
+    for block in net.blocks.values():
+        block.compile(mode=mode)
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX)."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((check and check()) or (amx and amx()))
