@@ -42,9 +42,10 @@ def test_fade_images_endpoints():
     torch.testing.assert_close(fade_images(x, 0.0), low)
 
 
-def test_exact_resume_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("sn_cache", [False, True])
+def test_exact_resume_bit_for_bit(tmp_path, sn_cache):
     """N+M iterations in one go == N iterations, stop, resume, M iterations (CPU, bitwise)."""
-    cfg = tiny_config()
+    cfg = tiny_config(sn_cache=sn_cache)
     cache = tmp_path / "cache"
     full = train(cfg, tmp_path / "full", cache_dir=cache, progress=False)
     part = train(cfg, tmp_path / "split", cache_dir=cache, progress=False, stop_after=31)
@@ -201,12 +202,13 @@ def test_resume_errors(tmp_path):
         train(cfg, run, cache_dir=tmp_path / "cache", progress=False, resume=True)
 
 
-def test_bf16_autocast_and_channels_last_path_runs_on_cpu(tmp_path):
-    """The GPU options run through the same code on CPU: bf16 autocast keeps the KL in float32."""
+def test_optimised_path_runs_on_cpu(tmp_path):
+    """bf16 autocast, channels_last and spectral norm once per step run through the same code
+    on CPU; the KL stays float32."""
     import dataclasses
-    cfg = tiny_config()
-    cfg = dataclasses.replace(cfg, amp=True, channels_last=True,
-                              schedule=dataclasses.replace(cfg.schedule, total_kimg=0.32))
+    cfg = tiny_config().optimised()
+    assert cfg.amp and cfg.channels_last and cfg.sn_cache and not cfg.compile
+    cfg = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, total_kimg=0.32))
     res = train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     recs = [r for r in read_stats(tmp_path / "run") if "loss_E" in r]
     import math

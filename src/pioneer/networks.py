@@ -224,7 +224,8 @@ def compile_blocks(net: nn.Module, mode: str | None = None) -> None:
     import torch._dynamo
 
     need = 4 * len(net.blocks) + 8
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, need)
+    name = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), need))
     for block in net.blocks.values():
         block.compile(mode=mode)
 

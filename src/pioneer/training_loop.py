@@ -10,15 +10,18 @@ determined by its seed, not by the number of processes, and only rank 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from . import distributed as dist
@@ -26,7 +29,7 @@ from .checkpoint import CheckpointError, atomic_write_text, load_training_state,
 from .config import RESOLUTIONS, LossConfig, TrainConfig
 from .images import interleave, make_grid, save_png, to_float
 from .loss import DecoderLoss, EncoderLoss, decoder_loss, encoder_loss
-from .networks import Decoder, Encoder, sample_prior
+from .networks import Decoder, Encoder, compile_blocks, native_bf16_cpu, sample_prior
 
 from .schedule import TrainState, state_at
 from .health import Action, DivergenceMonitor, last_good_state
@@ -100,16 +103,28 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
     return step > 0 and int(after // step) > int(before // step)
 
 
+def make_optimizer(net: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Adam:
+    """Adam as in the paper; on GPU the fused kernel (one launch per step, not one per tensor)."""
+    fused = next(net.parameters()).device.type == "cuda"
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=cfg.lr_betas, eps=cfg.adam_eps, fused=fused or None)
+
+
 def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.optim.Optimizer,
                        opt_G: torch.optim.Optimizer, x: torch.Tensor, z: torch.Tensor, z_dec: list[torch.Tensor],
                        st: TrainState, lcfg: LossConfig, autocast: Any, gather: Any = dist.gather_with_grad,
-                       ) -> tuple[EncoderLoss, DecoderLoss]:
+                       sn_cache: bool = False) -> tuple[EncoderLoss, DecoderLoss]:
     """One PIONEER iteration: an encoder step on real images x (B, 3, r, r) with prior codes z
     (B, D) for its fake term, then one decoder step per code batch in z_dec. Gradients are
-    averaged over ranks before each optimiser step."""
+    averaged over ranks before each optimiser step.
+
+    sn_cache: compute each spectral-normalised weight once per step instead of once per
+    forward. The encoder step runs E and G twice each with unchanged weights, so this halves
+    the power iterations and weight divisions there (one power iteration per step, not two).
+    """
+    cached = parametrize.cached if sn_cache else contextlib.nullcontext
     # Encoder step: E's parameters only; gradients flow through G.
     E.requires_grad_(True), G.requires_grad_(False)
-    with autocast:
+    with autocast, cached():
         le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather)
     opt_E.zero_grad(set_to_none=True)
     le.total.backward()
@@ -139,6 +154,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
 
     run_dir = Path(run_dir)
     device = torch.device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # shapes are fixed within a phase: let cuDNN pick kernels
     main = dist.is_main()
     world = dist.world_size()
     sched, lcfg, mcfg = cfg.schedule, cfg.loss, cfg.model
@@ -168,9 +185,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     G_ema.load_state_dict(G.state_dict())
     if cfg.channels_last:
         E, G, G_ema = (m.to(memory_format=torch.channels_last) for m in (E, G, G_ema))
-    adam = dict(betas=cfg.lr_betas, eps=cfg.adam_eps)
-    opt_E = torch.optim.Adam(E.parameters(), lr=sched.rules[0].lr, **adam)
-    opt_G = torch.optim.Adam(G.parameters(), lr=sched.rules[0].lr, **adam)
+    if cfg.amp and device.type == "cpu" and not native_bf16_cpu():
+        warnings.warn("bf16 is emulated on this CPU (no AVX512-BF16/AMX) and slower than float32: "
+                      "train with --no-amp", stacklevel=2)
+    if cfg.compile:
+        compile_blocks(E), compile_blocks(G)
+    opt_E, opt_G = make_optimizer(E, cfg, sched.rules[0].lr), make_optimizer(G, cfg, sched.rules[0].lr)
 
     gen = torch.Generator().manual_seed(cfg.seed)  # batch order lives in `stream`; flips and codes here
     stream = IndexStream(torch.as_tensor(split.train, dtype=torch.long), cfg.seed)
@@ -230,7 +250,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
         pass
 
     def load_real(idx: torch.Tensor, st: TrainState) -> torch.Tensor:
-        x = to_float(pyramid.images(idx, st.resolution)).to(device, non_blocking=True)
+        images = pyramid.images(idx, st.resolution)              # (B, 3, r, r) uint8 from the cache
+        if device.type == "cuda":
+            # Upload uint8 (4x fewer bytes) from pinned memory without blocking the host, so the
+            # host queues the next kernels while the copy runs; convert on the GPU.
+            images = images.pin_memory()
+        x = to_float(images.to(device, non_blocking=True))
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -312,15 +337,18 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             B = st.batch_size
             lo, hi = dist.rank() * B // world, (dist.rank() + 1) * B // world
 
-            # Global batch draws, identical on every rank; each keeps its slice.
+            # Global batch draws, identical on every rank; each keeps its slice. They are drawn on
+            # the CPU (one generator for every device) and uploaded with non_blocking=True: a
+            # blocking copy would wait for the GPU to finish the previous iteration.
             idx = stream.take(B)[lo:hi]
-            flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi]
-            z = sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device)
+            flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi].to(device, non_blocking=True)
+            z = sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device, non_blocking=True)
             x = load_real(idx, st)
-            x = torch.where(flip.to(device)[:, None, None, None], x.flip(3), x)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
             x = fade_images(x, st.alpha)
-            z_dec = [sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device) for _ in range(lcfg.decoder_steps)]
-            le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather)
+            z_dec = [sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device, non_blocking=True)
+                     for _ in range(lcfg.decoder_steps)]
+            le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather, cfg.sn_cache)
 
             # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
             with torch.no_grad():
