@@ -94,3 +94,22 @@ def test_ctrl_c_checkpoints_and_resume_continues(tmp_path):
             "--no-progress")
     assert r.exit_code == 0, r.output
     assert json.loads((run_dir / "summary.json").read_text())["images_seen"] >= stop_at + 40
+
+
+@pytest.mark.parametrize("flags, speed", [
+    ([], "channels_last"),                                          # the default preset
+    (["--optimised"], "amp, channels_last, sn_cache"),
+    (["--eager"], "eager float32 (all options off)"),
+    (["--eager", "--amp"], "amp"),                                  # single flags apply on top
+    (["--preset", "celebahq256", "--no-channels-last", "--sn-cache"], "sn_cache"),
+])
+def test_speed_options(flags, speed):
+    r = CliRunner().invoke(main, ["train", "--dry-run", *flags])
+    assert r.exit_code == 0, r.output
+    line = next(l for l in r.output.splitlines() if l.startswith("speed"))
+    assert line.split(None, 1)[1] == speed
+
+
+def test_optimised_and_eager_conflict():
+    r = CliRunner().invoke(main, ["train", "--dry-run", "--optimised", "--eager"])
+    assert r.exit_code != 0 and "pick one" in r.output

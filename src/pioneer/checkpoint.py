@@ -139,13 +139,16 @@ def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
-def load_training_state(path: str | Path) -> dict[str, Any]:
-    """Load a training state safely (weights_only=True); CheckpointError when unusable."""
+def load_training_state(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Load a training state safely (weights_only=True); CheckpointError when unusable.
+
+    mmap: map the tensors instead of reading them (cheap when only the counters are wanted).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no training state at {path}: the run has not written a checkpoint yet")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # torch raises many types for damaged zip/pickle data
         raise CheckpointError(f"training state {path} is corrupt or unreadable ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:

@@ -8,11 +8,12 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
-from .config import DECODER_NORMS, PRESET_HELP, PRESETS, RESOLUTIONS, ConfigError, TrainConfig
+from .config import DECODER_NORMS, PRESET_HELP, PRESETS, RESOLUTIONS, SPEED_OPTIONS, ConfigError, TrainConfig
 from .config import preset as _load_preset
 from .schedule import describe, format_table
 
@@ -29,7 +30,10 @@ def _next_run_dir(outdir: Path, desc: str) -> Path:
 
 def _apply_overrides(cfg: TrainConfig, *, data: str | None, holdout: str | None, kimg: float | None,
                      resolution: int | None, batch: int | None, seed: int | None, width: float | None, decoder_norm: str | None,
-                     no_margin: bool, amp: bool | None, channels_last: bool | None) -> TrainConfig:
+                     no_margin: bool, amp: bool | None, channels_last: bool | None, sn_cache: bool | None = None,
+                     compile: bool | None = None, eager: bool = False, optimised: bool = False) -> TrainConfig:
+    # The speed bundles first; the single speed flags below still apply on top.
+    cfg = cfg.eager() if eager else cfg.optimised() if optimised else cfg
     sched = cfg.schedule
     if kimg is not None:
         if kimg <= 0:
@@ -56,16 +60,9 @@ def _apply_overrides(cfg: TrainConfig, *, data: str | None, holdout: str | None,
     if decoder_norm is not None:
         model = dataclasses.replace(model, decoder_norm=decoder_norm)
     changes: dict[str, Any] = {"schedule": sched, "model": model}
-    if data is not None:
-        changes["data"] = data
-    if holdout is not None:
-        changes["holdout"] = holdout
-    if seed is not None:
-        changes["seed"] = seed
-    if amp is not None:
-        changes["amp"] = amp
-    if channels_last is not None:
-        changes["channels_last"] = channels_last
+    given = dict(data=data, holdout=holdout, seed=seed, amp=amp, channels_last=channels_last, sn_cache=sn_cache,
+                 compile=compile)
+    changes.update({k: v for k, v in given.items() if v is not None})
     return dataclasses.replace(cfg, **changes)
 
 
@@ -83,6 +80,7 @@ def _summary(cfg: TrainConfig, name: str) -> str:
         f"(fade/stable), (1-cos) x{cfg.loss.latent_weight:.4f}, {cfg.loss.decoder_steps} decoder steps",
         f"optimiser   Adam betas {cfg.lr_betas}, eps {cfg.adam_eps:g}; EMA {cfg.ema_decay}",
         f"length      {cfg.schedule.total_kimg:g} kimg, fade-in {cfg.schedule.fade_kimg:g} kimg per phase",
+        "speed       " + (", ".join(k for k in SPEED_OPTIONS if getattr(cfg, k)) or "eager float32 (all options off)"),
     ]
     return "\n".join(lines)
 
@@ -104,6 +102,9 @@ def main() -> None:
 @click.option("--name", help="Suffix of the run folder name (default: the preset).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this folder from its last checkpoint.")
+@click.option("--run-dir", "run_dir_opt", type=click.Path(file_okay=False),
+              help="Train into exactly this folder: resume it if it holds a checkpoint, else start a new run "
+                   "there (instead of --outdir/--name; what torchrun restarts need).")
 @click.option("--kimg", type=float, help="Total length in thousands of images (overrides the preset).")
 @click.option("--resolution", type=int, help="Stop growing at this resolution (drops later phases).")
 @click.option("--batch", type=int, help="Global batch size at every resolution (overrides the preset).")
@@ -114,22 +115,39 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help='"auto", "cpu", "cuda" or "cuda:N".')
 @click.option("--gpus", type=int, default=1, show_default=True,
               help="Processes on this machine (GPUs, or gloo CPU processes); launches torchrun for you.")
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast (GPU).")
-@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format (GPU).")
+@click.option("--max-restarts", type=int, default=0, show_default=True,
+              help="With the torchrun launch: restart all processes up to this many times after a failure, "
+                   "resuming from the last checkpoint (picks a --run-dir if none is given).")
+@click.option("--amp/--no-amp", default=None,
+              help="bf16 autocast; KL and losses stay float32 (GPU, or CPUs with AVX512-BF16/AMX).")
+@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format (faster convolutions).")
+@click.option("--sn-cache/--no-sn-cache", default=None,
+              help="Spectral-norm weights once per optimiser step instead of once per forward.")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the conv blocks (off by default: no gain measured on CPU; try it on GPU).")
+@click.option("--optimised", "--optimized", "optimised", is_flag=True,
+              help="bf16 autocast + channels_last + spectral norm once per step (flags above still apply).")
+@click.option("--eager", is_flag=True,
+              help="The plain float32 path of the authors' code: every speed option off (flags above still apply).")
 @click.option("--metrics", "metrics_list", help="Metrics to compute during training, comma-separated (e.g. fid1k,lpips_rec).")
 @click.option("--metrics-kimg", "--metrics-every", "metrics_kimg", type=float,
               help="Interval of --metrics in kimg (default: at the end only).")
 @click.option("--on-divergence", type=click.Choice(["rollback", "stop", "warn"]),
               help="On NaN or a runaway KL gap: roll back to the last checkpoint (default), stop, or warn.")
+@click.option("--checkpoint-kimg", type=float,
+              help="Interval of the training-state checkpoint in kimg (overrides the preset).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="Where decoded image pyramids are cached (default ~/.cache/pioneer).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and schedule, then exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs still go to the run folder).")
 def train(preset: str, data: str | None, holdout: str | None, outdir: str, name: str | None, resume_dir: str | None,
-          kimg: float | None, resolution: int | None, batch: int | None, seed: int | None, width: float | None, decoder_norm: str | None,
-          no_margin: bool, device: str, gpus: int, amp: bool | None, channels_last: bool | None,
-          metrics_list: str | None, metrics_kimg: float | None, on_divergence: str | None,
-          cache_dir: str | None, dry_run: bool, no_progress: bool) -> None:
+          run_dir_opt: str | None, kimg: float | None, resolution: int | None, batch: int | None, seed: int | None,
+          width: float | None, decoder_norm: str | None, no_margin: bool, device: str, gpus: int, max_restarts: int,
+          amp: bool | None, channels_last: bool | None, sn_cache: bool | None, compile_: bool | None,
+          optimised: bool, eager: bool,
+          metrics_list: str | None, metrics_kimg: float | None,
+          on_divergence: str | None, checkpoint_kimg: float | None, cache_dir: str | None, dry_run: bool,
+          no_progress: bool) -> None:
     """Train Balanced PIONEER (default: the built-in synthetic faces, sized for a CPU).
 
     \b
@@ -137,77 +155,196 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
       pioneer train                                   # synthetic faces, ~15 min on 2 cores
       pioneer train --preset celebahq256 --data celebahq.zip --holdout image_list.txt --gpus 8
       pioneer train --resume runs/00003-celebahq256   # continue where it stopped
+      pioneer train --run-dir runs/celeba --preset celebahq256 --data celebahq.zip --gpus 8 --max-restarts 3
       pioneer train --preset lsun256 --dry-run        # print the schedule
     """
     from . import distributed as dist
 
-    if gpus > 1 and "WORLD_SIZE" not in os.environ and not dry_run:
-        _relaunch_with_torchrun(gpus)
+    ctx = click.get_current_context()
+    # Options that fix a run's model, data and schedule, as given on the command line.
+    fixed = {k: ctx.params[k] for k in _FIXED_BY_RUN if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    in_torchrun = "WORLD_SIZE" in os.environ
+    if run_dir_opt is not None and resume_dir is not None:
+        _fail("--run-dir and --resume both name the run folder: use one (--run-dir resumes too)")
+    if run_dir_opt is not None and (name is not None or ctx.get_parameter_source("outdir") is not ParameterSource.DEFAULT):
+        _fail("--run-dir names the run folder itself: drop --outdir and --name")
+    if gpus < 1:
+        _fail(f"--gpus {gpus} must be at least 1")
+    if max_restarts < 0:
+        _fail(f"--max-restarts {max_restarts} must be 0 or more")
+    if max_restarts and in_torchrun:
+        _fail("--max-restarts is for the launch by --gpus; under your own torchrun pass --max-restarts to torchrun")
+    if checkpoint_kimg is not None and checkpoint_kimg <= 0:
+        _fail(f"--checkpoint-kimg {checkpoint_kimg} must be positive")
+    launch = not in_torchrun and not dry_run and (gpus > 1 or max_restarts > 0)
+
+    # Under torchrun the process group starts first, so that rank 0 alone decides below whether
+    # the run folder is resumed and every rank follows that decision.
+    dev = None if dry_run or launch else dist.init(None if device == "auto" else device)
     try:
-        if resume_dir is not None:
-            run_dir = Path(resume_dir)
-            opts_path = run_dir / "options.json"
-            if not opts_path.is_file():
-                _fail(f"{run_dir} is not a run folder (no options.json): pass the folder that training created")
-            try:
-                opts = json.loads(opts_path.read_text())
+        if optimised and eager:
+            _fail("--optimised and --eager contradict each other: pick one")
+        speed = dict(amp=amp, channels_last=channels_last, sn_cache=sn_cache, compile=compile_, eager=eager,
+                     optimised=optimised)
+        folder = Path(run_dir_opt or resume_dir) if (run_dir_opt or resume_dir) else None
+        found = None if folder is None else _on_rank0(lambda: _find_run(folder, required=resume_dir is not None), dist)
+        try:
+            if found is not None:
+                opts = found["options"]
+                preset_name = opts.get("preset", "?")
                 cfg = TrainConfig.from_dict(opts["config"])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                _fail(f"{opts_path} is damaged ({e}); restore it or start a new run")
-            preset_name = opts.get("preset", "?")
-            cfg = _apply_overrides(cfg, data=None, holdout=None, kimg=kimg, resolution=None, batch=None, seed=None, width=None,
-                                   decoder_norm=None, no_margin=False, amp=amp, channels_last=channels_last)
-        else:
-            preset_name = preset
-            cfg = _apply_overrides(_load_preset(preset), data=data, holdout=holdout, kimg=kimg, resolution=resolution, batch=batch, seed=seed,
-                                   width=width, decoder_norm=decoder_norm, no_margin=no_margin, amp=amp,
-                                   channels_last=channels_last)
-        run_opts: dict[str, Any] = {}
-        if metrics_list is not None:
-            run_opts["metrics"] = tuple(m.strip() for m in metrics_list.split(",") if m.strip())
-        if metrics_kimg is not None:
-            run_opts["metrics_kimg"] = metrics_kimg
-        if on_divergence is not None:
-            run_opts["on_divergence"] = on_divergence
-        cfg = dataclasses.replace(cfg, **run_opts)
-        if cfg.metrics:
-            from .metrics import list_metrics
-            unknown = [m for m in cfg.metrics if m not in list_metrics()]
-            if unknown:
-                _fail(f"unknown metric {unknown[0]!r}: use one of {', '.join(list_metrics())}")
-    except ConfigError as e:
-        _fail(str(e))
+                _check_fixed(folder, preset_name, cfg, fixed)
+                cfg = _apply_overrides(cfg, **{**_NO_OVERRIDES, "kimg": kimg, **speed})
+            else:
+                preset_name = preset
+                cfg = _apply_overrides(_load_preset(preset), data=data, holdout=holdout, kimg=kimg, resolution=resolution,
+                                       batch=batch, seed=seed, width=width, decoder_norm=decoder_norm, no_margin=no_margin,
+                                       **speed)
+            metrics = None if metrics_list is None else tuple(m.strip() for m in metrics_list.split(",") if m.strip())
+            run_opts = dict(metrics=metrics, metrics_kimg=metrics_kimg, on_divergence=on_divergence,
+                            checkpoint_kimg=checkpoint_kimg)
+            cfg = dataclasses.replace(cfg, **{k: v for k, v in run_opts.items() if v is not None})
+            if cfg.metrics:
+                from .metrics import list_metrics
+                unknown = [m for m in cfg.metrics if m not in list_metrics()]
+                if unknown:
+                    _fail(f"unknown metric {unknown[0]!r}: use one of {', '.join(list_metrics())}")
+        except ConfigError as e:
+            _fail(str(e))
 
-    if dry_run:
-        click.echo(_summary(cfg, preset_name))
-        click.echo()
-        click.echo(format_table(describe(cfg.schedule)))
-        return
-    if cfg.data is None:
-        _fail(f"preset {preset_name} has no built-in data: pass --data PATH (folder, .zip or LMDB)")
+        if dry_run:
+            click.echo(_summary(cfg, preset_name))
+            click.echo()
+            click.echo(format_table(describe(cfg.schedule)))
+            return
+        if cfg.data is None:
+            _fail(f"preset {preset_name} has no built-in data: pass --data PATH (folder, .zip or LMDB)")
 
-    from .data import DataError, open_source
-    try:
-        open_source(cfg.data)  # fail before creating a run folder (listing only, no decoding)
-    except DataError as e:
-        _fail(str(e))
+        from .data import DataError, open_source
+        try:
+            open_source(cfg.data)  # fail before creating a run folder (listing only, no decoding)
+        except DataError as e:
+            _fail(str(e))
 
-    dev = dist.init(None if device == "auto" else device)
-    try:
-        if resume_dir is None:
+        if launch:
+            if max_restarts and folder is None:
+                # Restarted workers re-run the same command: give them one folder to resume from.
+                folder = _next_run_dir(Path(outdir), name or _describe_run(preset_name, cfg.data))
+                folder.mkdir(parents=True, exist_ok=False)
+                click.echo(f"run folder: {folder}  (restarts resume from its last checkpoint)", err=True)
+                run_dir_opt = str(folder)
+            _relaunch_with_torchrun(_torchrun_command(sys.argv[1:], gpus, max_restarts,
+                                                      Path(run_dir_opt) if run_dir_opt else None), max_restarts)
+
+        resuming = found is not None
+        if folder is None:
             run_dir = _create_run_dir(Path(outdir), name or _describe_run(preset_name, cfg.data), dist)
-            if dist.is_main():
-                options = {"preset": preset_name, "command": sys.argv, "config": cfg.to_dict()}
-                from .checkpoint import atomic_write_text
-                atomic_write_text(run_dir / "options.json", json.dumps(options, indent=2) + "\n")
-        elif dist.is_main() and kimg is not None:
+        else:
+            run_dir = folder
+        if dist.is_main():
             from .checkpoint import atomic_write_text
-            opts["config"] = cfg.to_dict()
-            atomic_write_text(run_dir / "options.json", json.dumps(opts, indent=2) + "\n")
+            if not resuming:
+                options = {"preset": preset_name, "command": sys.argv, "config": cfg.to_dict()}
+                if folder is not None:
+                    _start_in(folder)
+                atomic_write_text(run_dir / "options.json", json.dumps(options, indent=2) + "\n")
+            elif cfg.to_dict() != opts["config"]:  # e.g. a longer --kimg: options.json describes the run
+                opts["config"] = cfg.to_dict()
+                atomic_write_text(run_dir / "options.json", json.dumps(opts, indent=2) + "\n")
+        if dist.is_main():
+            _warn_shared_store()
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        prefix = f"elastic restart {restart}: " if restart > 0 else ""
+        if resuming and found["images_seen"] is not None:
+            dist.print0(f"{prefix}resuming {run_dir} from {found['images_seen'] / 1000:g} kimg")
+        elif prefix:
+            dist.print0(f"{prefix}no checkpoint in {run_dir} yet, starting the run over")
         dist.print0(f"run folder: {run_dir}  (device {dev}, {dist.world_size()} process(es))")
-        _train(cfg, run_dir, dev, resume_dir is not None, cache_dir, not no_progress)
+        _train(cfg, run_dir, dev, resuming, cache_dir, not no_progress)
     finally:
         dist.shutdown()
+
+
+# Options that define a run (its model, data and schedule); a resumed run keeps its own.
+_FIXED_BY_RUN = ("preset", "data", "holdout", "resolution", "batch", "seed", "width", "decoder_norm", "no_margin")
+_NO_OVERRIDES: dict[str, Any] = dict(data=None, holdout=None, kimg=None, resolution=None, batch=None, seed=None,
+                                     width=None, decoder_norm=None, no_margin=False, amp=None, channels_last=None)
+
+
+def _check_fixed(folder: Path, preset_name: str, cfg: TrainConfig, given: dict[str, Any]) -> None:
+    """Fail when an option given on the command line would change the resumed run. Values that
+    agree with the run pass, so that a restarted command (the same argv) resumes."""
+    for key, value in given.items():
+        if key == "preset":
+            same = value == preset_name
+        else:
+            try:
+                same = _apply_overrides(cfg, **{**_NO_OVERRIDES, key: value}) == cfg
+            except click.ClickException:  # e.g. a --resolution beyond the run's schedule
+                same = False
+        if not same:
+            flag = "--" + key.replace("_", "-")
+            shown = flag if isinstance(value, bool) else f"{flag} {value}"
+            _fail(f"{shown} does not match the run in {folder} (see its options.json): "
+                  f"a resumed run keeps its model, data and schedule; drop {flag} or train into a new folder")
+
+
+def _find_run(folder: Path, required: bool) -> dict[str, Any] | None:
+    """The saved options and images seen of the run to resume in `folder`, or None when a new run
+    starts there. required (--resume): the folder must be a run folder."""
+    from .checkpoint import CheckpointError, load_training_state
+
+    opts_path, state_path = folder / "options.json", folder / "training-state.pt"
+    if required and not opts_path.is_file():
+        _fail(f"{folder} is not a run folder (no options.json): pass the folder that training created")
+    if not required and not state_path.is_file():
+        if folder.is_dir() and not opts_path.is_file() and any(folder.iterdir()):
+            _fail(f"{folder} is neither empty nor a run folder: pass a new or empty folder to --run-dir")
+        return None  # new, empty, or a run that stopped before its first checkpoint
+    if not opts_path.is_file():
+        _fail(f"{folder} has a training-state.pt but no options.json: restore it or start a new run")
+    try:
+        opts = json.loads(opts_path.read_text())
+        TrainConfig.from_dict(opts["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
+        _fail(f"{opts_path} is damaged ({e}); restore it or start a new run")
+    images_seen = None
+    if state_path.is_file():
+        try:
+            images_seen = int(load_training_state(state_path, mmap=True)["images_seen"])
+        except (CheckpointError, KeyError) as e:
+            _fail(str(e))
+    return {"options": opts, "images_seen": images_seen}
+
+
+def _start_in(folder: Path) -> None:
+    """Prepare `folder` for a new run: create it, and drop the logs of an attempt that stopped
+    before its first checkpoint (they would otherwise be appended to)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "options.json").is_file():
+        for stale in ("stats.jsonl", "summary.json"):
+            (folder / stale).unlink(missing_ok=True)
+        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+
+
+def _on_rank0(fn: Callable[[], Any], dist: Any) -> Any:
+    """fn() on rank 0, its result (or its error) on every rank: one decision for all ranks, even
+    when the nodes see a shared folder differently (NFS caches)."""
+    box: list[Any] = [None]
+    if dist.is_main():
+        try:
+            box[0] = ("ok", fn())
+        except click.ClickException as e:
+            box[0] = ("error", e.message)
+    if dist.world_size() > 1:
+        import torch.distributed as tdist
+        tdist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        _fail(value)
+    return value
 
 
 def _train(cfg: TrainConfig, run_dir: Path, device: Any, resume: bool, cache_dir: str | None, progress: bool) -> None:
@@ -250,26 +387,53 @@ def _create_run_dir(outdir: Path, desc: str, dist: Any) -> Path:
     return run_dir
 
 
-def _relaunch_with_torchrun(nproc: int) -> None:
-    """Re-run this very command under torchrun with `nproc` processes on this machine."""
-    args = [a for a in sys.argv[1:]]
-    # drop "--gpus N" / "--gpus=N" so the children run as plain workers
+def _torchrun_command(argv: list[str], nproc: int, max_restarts: int, run_dir: Path | None) -> list[str]:
+    """The torchrun command that re-runs `pioneer argv` with `nproc` processes on this machine.
+
+    --gpus and --max-restarts go to torchrun; with run_dir the workers get --run-dir instead of
+    --outdir/--name, so that a restarted worker resumes the run instead of starting a new one.
+    """
+    drop = {"--gpus", "--max-restarts"} | ({"--outdir", "--name", "--run-dir"} if run_dir is not None else set())
     cleaned: list[str] = []
     skip = False
-    for a in args:
+    for a in argv:
         if skip:
             skip = False
             continue
-        if a == "--gpus":
-            skip = True
+        if a in drop:
+            skip = True  # and its value
             continue
-        if a.startswith("--gpus="):
+        if a.split("=", 1)[0] in drop:
             continue
         cleaned.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "pioneer", *cleaned]
+    if run_dir is not None:
+        cleaned += ["--run-dir", str(run_dir)]
+    restarts = [f"--max-restarts={max_restarts}"] if max_restarts else []
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *restarts,
+            "-m", "pioneer", *cleaned]
+
+
+def _relaunch_with_torchrun(cmd: list[str], max_restarts: int) -> None:
+    """Replace this process by the torchrun launch `cmd`."""
+    env = dict(os.environ)
+    if max_restarts:
+        env.setdefault(*_OWN_STORE)
     click.echo("launching: " + " ".join(cmd), err=True)
-    os.execv(sys.executable, cmd)
+    os.execve(sys.executable, cmd, env)
+
+
+# torchrun's c10d rendezvous shares one store with the workers of every attempt, and restarted
+# workers then read the previous attempt's addresses and cannot connect (pytorch/pytorch#135712;
+# still so in torch 2.14). With this set, each attempt's rank 0 starts a fresh store.
+_OWN_STORE = ("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+
+
+def _warn_shared_store() -> None:
+    """Under torchrun with restarts and a shared store: say how to make the restarts work."""
+    if (os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+            and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0):
+        click.echo(f"warning: restarted workers may fail to reconnect through torchrun's shared store; "
+                   f"set {_OWN_STORE[0]}={_OWN_STORE[1]} in torchrun's environment", err=True)
 
 
 # The other commands live in their own modules and attach themselves to the group.
