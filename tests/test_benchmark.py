@@ -1,0 +1,112 @@
+"""The speed-measurement library behind benchmarks/ and the GPU check."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.utils.parametrizations import _SpectralNorm
+
+from pioneer import benchmark as bm
+from pioneer.config import preset
+from pioneer.networks import Decoder, Encoder, sample_prior
+from pioneer.training_loop import training_iteration
+
+from conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_schedule_images_and_hours_add_up():
+    cfg = preset("celebahq256")
+    n = bm.images_per_resolution(cfg)
+    assert sum(n.values()) == pytest.approx(cfg.schedule.total_kimg * 1000)
+    assert n[256] == pytest.approx((25480 - 20040) * 1000)       # the 256px phase of the paper
+    assert n[64] == pytest.approx((16520 - 9600) * 1000)          # 64px spans three rules
+    hours = bm.schedule_hours(cfg, {r: 100.0 for r in n})
+    assert sum(hours.values()) == pytest.approx(25480e3 / 100 / 3600)
+    assert bm.schedule_flops(cfg, {r: 2.0 for r in n}) == pytest.approx(2 * 25480e3)
+
+
+@pytest.mark.parametrize("resolution, notes_gflop", [(4, 2.5), (8, 13.9)])
+def test_counted_flops_match_the_authors_table(resolution, notes_gflop):
+    """FLOPs of one training iteration of the full-width architecture, counted on our code,
+    equal the notes' table less what the decoder's first conv saves as a matrix product: its
+    4x4 conv with padding 3 on a 1x1 input does 16x the needed work, and one iteration runs it
+    7 times (forward + input gradient in the encoder step, one no-grad forward, forward +
+    weight gradient in each of the 2 decoder steps)."""
+    cfg = preset("celebahq256")
+    saved = 7 * 2 * 16 * 512 * 512 * 16 * (1 - 1 / 16) / 1e9
+    ours = bm.training_flops_per_image(cfg, resolution) / 1e9
+    assert ours == pytest.approx(notes_gflop - saved, rel=0.05)
+
+
+def _count_power_iterations(monkeypatch) -> dict:
+    calls = {"n": 0}
+    real = _SpectralNorm._power_method
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(_SpectralNorm, "_power_method", counting)
+    return calls
+
+
+@pytest.mark.parametrize("sn_cache, encoder_step_forwards", [(False, 2), (True, 1)])
+def test_sn_cache_runs_one_power_iteration_per_step(monkeypatch, sn_cache, encoder_step_forwards):
+    """Without the cache every forward runs a power iteration (the encoder step runs E and G
+    twice each); with it, each spectral-normalised weight is computed once per step."""
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    E, G = Encoder(cfg.model), Decoder(cfg.model)
+    n_sn = sum(isinstance(m, _SpectralNorm) for m in [*E.modules(), *G.modules()])
+    opt_E, opt_G = torch.optim.Adam(E.parameters()), torch.optim.Adam(G.parameters())
+    st = bm._stable_state(16, 4)
+    calls = _count_power_iterations(monkeypatch)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    le, lg = training_iteration(E, G, opt_E, opt_G, x, sample_prior(4, 32), [sample_prior(4, 32)] * 2, st, cfg.loss,
+                                torch.autocast("cpu", enabled=False), gather=lambda v: v, sn_cache=sn_cache)
+    assert math.isfinite(float(le.total.detach())) and math.isfinite(float(lg.total.detach()))
+    # every SN conv of both networks is used at 16px (level 2 is the top of the tiny model)
+    assert calls["n"] == n_sn * (encoder_step_forwards + 2)
+
+
+def test_measure_reports_consistent_numbers():
+    cfg = tiny_config()
+    m = bm.measure("train", cfg, "eager", 8, 4, torch.device("cpu"), iters=2, warmup=1)
+    assert m.images_per_s == pytest.approx(4 / (m.ms_per_iter / 1000))
+    assert m.gflop_per_image > 0 and m.tflops == pytest.approx(m.gflop_per_image * m.images_per_s / 1000)
+    assert m.mfu is None and m.peak_mem_gib > 0       # no peak FLOP/s known for CPUs
+    mi = bm.measure("infer", cfg.optimised(), "optimised", 8, 4, torch.device("cpu"), iters=2, warmup=1)
+    assert 0 < mi.gflop_per_image < m.gflop_per_image
+
+
+def test_peak_tflops_known_only_for_gpus():
+    assert bm.peak_tflops(torch.device("cpu"), True) is None
+    bf16, tf32, fp32 = bm.PEAK_TFLOPS["H200"]
+    assert bf16 > tf32 > fp32
+
+
+@pytest.mark.slow
+def test_gpu_check_smoke_on_cpu(tmp_path):
+    """The GPU check script runs end to end (tiny networks) and writes its report."""
+    out = tmp_path / "check"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--device", "cpu",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "gpu_check.json").read_text())
+    full = report["full_size"]
+    assert set(full["variants"]) == {"eager-fp32", "optimised-bf16"}
+    assert full["variants"]["optimised-bf16"]["train"]["images_per_s"] > 0
+    est = report["per_resolution"]
+    for name in ("eager-fp32", "optimised-bf16"):
+        assert est[name]["schedule_hours"] > 0 and set(est[name]["hours_per_resolution"]) == {"4", "8", "16"}
+    assert all(row["loader_images_per_s"] > 0 for row in est["rows"])
+    run = report["progressive_run"]
+    assert run["finite_losses"] and run["diverged"] is None and set(run["images_per_s"]) == {"4", "8", "16"}
+    assert "whole schedule" in proc.stdout
