@@ -71,3 +71,29 @@ def test_dry_run_table_covers_the_run():
     # iterations add up to the run's images at each batch size
     total_images = sum(r["iterations"] * r["batch"] for r in rows)
     assert abs(total_images - sched.total_kimg * 1000) < len(rows) * 32
+
+
+def test_lr_rampdown_ends_the_run_at_zero():
+    """A half cosine over the last lr_rampdown_kimg; untouched before it; shown in --dry-run."""
+    import dataclasses
+
+    from pioneer.config import ConfigError, LossConfig, preset
+    from pioneer.schedule import describe, state_at
+
+    cfg = preset("synthetic64").schedule
+    assert cfg.lr_rampdown_kimg == 10.0 and cfg.total_kimg == 86.0
+    lr = lambda kimg: state_at(cfg, LossConfig(), int(kimg * 1000)).lr  # noqa: E731
+    assert lr(75.9) == 1e-3 and lr(76.0) == 1e-3
+    assert lr(81.0) == pytest.approx(0.5e-3)
+    assert lr(86.0) == pytest.approx(0.0, abs=1e-12)
+    assert all(lr(k) >= lr(k + 0.5) for k in (76.0, 78.0, 80.0, 82.0, 84.0))
+    rows = describe(cfg)
+    assert rows[-1]["kimg"] == "76-86" and rows[-1]["lr"] == "0.001->0"
+    assert rows[-2]["kimg"] == "72-76" and rows[-2]["lr"] == "0.001"
+    assert preset("celebahq256").schedule.lr_rampdown_kimg == 0  # the paper has none
+    with pytest.raises(ConfigError, match="lr_rampdown_kimg"):
+        dataclasses.replace(cfg, lr_rampdown_kimg=-1.0)
+    short = dataclasses.replace(cfg, total_kimg=4.0)  # e.g. --kimg 4: the ramp spans the whole run
+    assert state_at(short, LossConfig(), 0).lr == pytest.approx(1e-3)
+    assert state_at(short, LossConfig(), 2000).lr == pytest.approx(0.5e-3)
+    assert describe(short)[0]["lr"] == "0.001->0"

@@ -102,6 +102,10 @@ class ScheduleConfig:
     fade_kimg: float = 1200.0        # alpha ramps 0 -> 1 over the first fade_kimg of each phase
     batch_sizes: dict[int, int] = field(default_factory=lambda: {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 32, 256: 32, 512: 4, 1024: 1})
     total_kimg: float = 25480.0      # length of the run
+    # Half-cosine ramp of the lr to 0 over the last lr_rampdown_kimg (0 = none, as in the paper;
+    # a run shorter than that ramps over its whole length).
+    # Short runs need it: the EMA decoder only matches the encoder once the encoder stops moving.
+    lr_rampdown_kimg: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -124,6 +128,8 @@ class ScheduleConfig:
                 raise ConfigError(f"no batch size for resolution {res}")
         if self.fade_kimg < 0 or self.total_kimg <= 0:
             raise ConfigError("fade_kimg must be >= 0 and total_kimg > 0")
+        if self.lr_rampdown_kimg < 0:
+            raise ConfigError(f"lr_rampdown_kimg {self.lr_rampdown_kimg} must be >= 0")
 
     @property
     def final_phase(self) -> int:
@@ -222,7 +228,10 @@ def _paper_batches() -> dict[int, int]:
 def _synthetic64() -> TrainConfig:
     # Sized for ~15 minutes on 2 CPU cores: narrow networks, phases 300x shorter than the paper's,
     # the margin once the 64px phase is stable (the paper switches it on after pre-training),
-    # a shorter EMA horizon to match, and channels_last (faster convolutions on CPU too).
+    # and channels_last (faster convolutions on CPU too). With the encoder still moving fast,
+    # G_ema(E(x)) only matches when the EMA horizon is short (100 iterations) and the lr ramps
+    # down at the end: with 0.998 and no ramp the final held-out L1 was 0.30 to 0.96 from run to
+    # run while G(E(x)) was 0.26 to 0.53.
     kimg = (0.0, 8.0, 20.0, 36.0, 60.0)
     rules = tuple(Rule(k, p, 1e-3, 0.0) for p, k in enumerate(kimg)) + (Rule(72.0, 4, 1e-3, 0.2),)
     return TrainConfig(
@@ -233,8 +242,9 @@ def _synthetic64() -> TrainConfig:
             fade_kimg=6.0,
             batch_sizes={4: 32, 8: 32, 16: 32, 32: 32, 64: 32},
             total_kimg=86.0,
+            lr_rampdown_kimg=10.0,
         ),
-        ema_decay=0.998,
+        ema_decay=0.99,
         grid_kimg=10.0,
         snapshot_kimg=20.0,
         checkpoint_kimg=5.0,

@@ -8,6 +8,7 @@ without bookkeeping.
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 
 from .config import RESOLUTIONS, LossConfig, ScheduleConfig
@@ -37,6 +38,15 @@ def phase_start_kimg(cfg: ScheduleConfig, phase: int) -> float:
     raise ValueError(f"phase {phase} does not occur in the schedule")
 
 
+def _rampdown(cfg: ScheduleConfig, kimg: float) -> float:
+    """lr factor: 1, then a half cosine to 0 over the last lr_rampdown_kimg of the run."""
+    if cfg.lr_rampdown_kimg <= 0:
+        return 1.0
+    ramp = min(cfg.lr_rampdown_kimg, cfg.total_kimg)
+    t = (kimg - (cfg.total_kimg - ramp)) / ramp
+    return 0.5 * (1.0 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+
+
 def state_at(cfg: ScheduleConfig, loss: LossConfig, images_seen: int) -> TrainState:
     """Evaluate the schedule after `images_seen` training images."""
     kimg = images_seen / 1000.0
@@ -57,7 +67,7 @@ def state_at(cfg: ScheduleConfig, loss: LossConfig, images_seen: int) -> TrainSt
         phase=rule.phase,
         resolution=resolution,
         alpha=alpha,
-        lr=rule.lr,
+        lr=rule.lr * _rampdown(cfg, kimg),
         margin=rule.margin,
         batch_size=cfg.batch_sizes[resolution],
         recon_weight=loss.recon_weight_fade if in_fade else loss.recon_weight_stable,
@@ -75,9 +85,12 @@ def describe(cfg: ScheduleConfig) -> list[dict[str, object]]:
         end = min(end, cfg.total_kimg)
         res = RESOLUTIONS[r.phase]
         fade_end = phase_start_kimg(cfg, r.phase) + cfg.fade_kimg
+        ramp_start = max(0.0, cfg.total_kimg - cfg.lr_rampdown_kimg)
         cuts = [r.start_kimg]
         if r.phase > 0 and r.start_kimg < fade_end < end:
             cuts.append(fade_end)
+        if cfg.lr_rampdown_kimg > 0 and cuts[-1] < ramp_start < end:
+            cuts.append(ramp_start)
         cuts.append(end)
         for a, b in zip(cuts, cuts[1:]):
             fading = r.phase > 0 and a < fade_end
@@ -87,7 +100,7 @@ def describe(cfg: ScheduleConfig) -> list[dict[str, object]]:
                 "resolution": f"{res}x{res}",
                 "stage": "fade-in" if fading else "stable",
                 "batch": cfg.batch_sizes[res],
-                "lr": f"{r.lr:g}",
+                "lr": f"{r.lr:g}" if b <= ramp_start or cfg.lr_rampdown_kimg == 0 else f"{r.lr:g}->0",
                 "margin": f"{r.margin:g}" if r.margin > 0 else "off",
                 "iterations": int(round((b - a) * 1000 / cfg.batch_sizes[res])),
             })
