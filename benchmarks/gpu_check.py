@@ -201,21 +201,21 @@ def main() -> None:
     report: dict[str, Any] = {"environment": environment(device), "preset": a.preset, "smoke": a.smoke,
                               "seconds": 0.0}
     _say(log, "environment: " + ", ".join(f"{k} {v}" for k, v in report["environment"].items()))
-    steps = [
-        ("full", "full-width architecture at the top resolution, paper batch:",
+    steps = [  # (--skip name, report key, title, step)
+        ("full", "full_size", "full-width architecture at the top resolution, paper batch:",
          lambda: full_size(a, cfg, device, log)),
-        ("phases", "eager and optimised at every resolution, and the whole schedule:",
+        ("phases", "per_resolution", "eager and optimised at every resolution, and the whole schedule:",
          lambda: per_resolution(a, cfg, device, report["full_size"], work, log)),
-        ("run", "short progressive run through every phase on synthetic faces:",
+        ("run", "progressive_run", "short progressive run through every phase on synthetic faces:",
          lambda: progressive_run(a, cfg, device, out_dir, work, log)),
     ]
     failed = []
-    for key, title, step in steps:
+    for key, out_key, title, step in steps:
         if key in skip or (key == "phases" and "full_size" not in report):
             continue
         _say(log, title)
         try:  # a failing step must not cost the others: the device time is short
-            report[{"full": "full_size", "phases": "per_resolution", "run": "progressive_run"}[key]] = step()
+            report[out_key] = step()
         except Exception as e:  # noqa: BLE001 - reported, and the exit status says so
             failed.append(key)
             _say(log, f"  FAILED: {type(e).__name__}: {e}")

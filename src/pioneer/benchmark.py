@@ -8,7 +8,6 @@ Compare variants as ratios measured in the same process: shared machines are noi
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import statistics
 import time
@@ -18,8 +17,9 @@ from typing import Any, Callable
 import torch
 
 from .config import RESOLUTIONS, TrainConfig
-from .networks import Decoder, Encoder, compile_blocks, sample_prior
-from .schedule import TrainState
+from .networks import sample_prior
+from .schedule import TrainState, state_at
+from .training_loop import autocast_for, build_networks, make_optimizer, real_batch, training_iteration
 
 # Dense peak TFLOP/s per device name fragment: (bf16, TF32, float32), from the vendors' sheets.
 PEAK_TFLOPS: dict[str, tuple[float, float, float]] = {
@@ -54,21 +54,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
-    return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext()
-
-
-def build_networks(cfg: TrainConfig, device: torch.device, seed: int = 0) -> tuple[Encoder, Decoder]:
-    """Encoder and decoder on `device` with the config's memory format and compilation."""
-    torch.manual_seed(seed)
-    E, G = Encoder(cfg.model).to(device), Decoder(cfg.model).to(device)
-    if cfg.channels_last:
-        E, G = E.to(memory_format=torch.channels_last), G.to(memory_format=torch.channels_last)
-    if cfg.compile:
-        compile_blocks(E), compile_blocks(G)
-    return E, G
-
-
 def _stable_state(resolution: int, batch: int) -> TrainState:
     level = RESOLUTIONS.index(resolution)
     return TrainState(images_seen=0, rule_index=0, phase=level, resolution=resolution, alpha=1.0, lr=1e-3,
@@ -83,9 +68,7 @@ def _images(batch: int, resolution: int, device: torch.device, channels_last: bo
 def training_step_fn(cfg: TrainConfig, resolution: int, batch: int, device: torch.device) -> Callable[[], Any]:
     """A closure running one full training iteration (encoder step + decoder steps) at
     `resolution` in the stable phase, on fixed random images and fresh prior codes."""
-    from .training_loop import make_optimizer, training_iteration
-
-    E, G = build_networks(cfg, device)
+    E, G = build_networks(cfg, device, seed=0)
     opt_E, opt_G = make_optimizer(E, cfg, 1e-3), make_optimizer(G, cfg, 1e-3)
     st = _stable_state(resolution, batch)
     x = _images(batch, resolution, device, cfg.channels_last)
@@ -102,7 +85,7 @@ def training_step_fn(cfg: TrainConfig, resolution: int, batch: int, device: torc
 
 def inference_fn(cfg: TrainConfig, resolution: int, batch: int, device: torch.device) -> Callable[[], Any]:
     """A closure reconstructing a batch, G(E(x)), in eval mode without gradients."""
-    E, G = build_networks(cfg, device)
+    E, G = build_networks(cfg, device, seed=0)
     E.eval(), G.eval()
     level = RESOLUTIONS.index(resolution)
     x = _images(batch, resolution, device, cfg.channels_last)
@@ -161,7 +144,7 @@ class Measurement:
     gflop_per_image: float          # model FLOPs of one training iteration (or one reconstruction)
     tflops: float                   # achieved
     mfu: float | None               # achieved / device peak, GPU only
-    peak_mem_gib: float | None      # GPU: peak allocated; CPU: the process's peak RSS so far
+    peak_mem_gib: float             # GPU: peak allocated; CPU: the process's peak RSS so far
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,10 +184,7 @@ def measure(kind: str, cfg: TrainConfig, variant: str, resolution: int, batch: i
 def loader_images_per_s(pyramid: Any, indices: torch.Tensor, resolution: int, batch: int, device: torch.device,
                         channels_last: bool, iters: int = 20, seed: int = 0) -> float:
     """Images/s of the training loop's data path: random batch from the uint8 pyramid, (pinned)
-    upload, conversion to float, flips and fade-in blending, exactly as `train` does it."""
-    from .images import to_float
-    from .training_loop import fade_images
-
+    upload, conversion to float, flips and fade-in blending (`training_loop.real_batch`)."""
     g = torch.Generator().manual_seed(seed)
     times = []
     for i in range(iters + 2):
@@ -212,14 +192,7 @@ def loader_images_per_s(pyramid: Any, indices: torch.Tensor, resolution: int, ba
         flip = torch.rand(batch, generator=g) < 0.5
         _sync(device)
         t = time.perf_counter()
-        images = pyramid.images(idx, resolution)
-        if device.type == "cuda":
-            images = images.pin_memory()
-        x = to_float(images.to(device, non_blocking=True))
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = torch.where(flip.to(device)[:, None, None, None], x.flip(3), x)
-        fade_images(x, 0.5)
+        real_batch(pyramid, idx, resolution, device, channels_last, 0.5, flip.to(device, non_blocking=True))
         _sync(device)
         if i >= 2:
             times.append(time.perf_counter() - t)
@@ -228,8 +201,6 @@ def loader_images_per_s(pyramid: Any, indices: torch.Tensor, resolution: int, ba
 
 def images_per_resolution(cfg: TrainConfig) -> dict[int, float]:
     """Images the config's schedule trains at each resolution (fade-in included)."""
-    from .schedule import state_at
-
     total = cfg.schedule.total_kimg * 1000
     edges = sorted({r.start_kimg * 1000 for r in cfg.schedule.rules if r.start_kimg * 1000 < total} | {total})
     out: dict[int, float] = {}

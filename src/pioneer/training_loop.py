@@ -103,6 +103,40 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
     return step > 0 and int(after // step) > int(before // step)
 
 
+def build_networks(cfg: TrainConfig, device: torch.device, seed: int) -> tuple[Encoder, Decoder]:
+    """Encoder and decoder initialised from `seed`, on `device`, in the config's memory format,
+    their conv blocks compiled when the config asks for it."""
+    torch.manual_seed(seed)
+    E, G = Encoder(cfg.model).to(device), Decoder(cfg.model).to(device)
+    if cfg.channels_last:
+        E, G = E.to(memory_format=torch.channels_last), G.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        compile_blocks(E), compile_blocks(G)
+    return E, G
+
+
+def real_batch(pyramid: Any, idx: torch.Tensor, resolution: int, device: torch.device, channels_last: bool,
+               alpha: float = 1.0, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Real images `idx` at `resolution` as the networks take them: (B, 3, r, r) float in
+    [-1, 1] on `device`, mirrored where `flip` (B,) is true, faded by `alpha`."""
+    images = pyramid.images(idx, resolution)                  # (B, 3, r, r) uint8 from the cache
+    if device.type == "cuda":
+        # Upload uint8 (4x fewer bytes) from pinned memory without blocking the host, so the
+        # host queues the next kernels while the copy runs; convert on the GPU.
+        images = images.pin_memory()
+    x = to_float(images.to(device, non_blocking=True))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if flip is not None:
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return fade_images(x, alpha)
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> torch.autocast:
+    """bf16 autocast when the config asks for it, else a disabled one."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
+
+
 def make_optimizer(net: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Adam:
     """Adam as in the paper; on GPU the fused kernel (one launch per step, not one per tensor)."""
     fused = next(net.parameters()).device.type == "cuda"
@@ -178,18 +212,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     pyramid = split.pyramid
 
     # ------------------------------------------------------------------ networks and optimisers
-    torch.manual_seed(cfg.seed)  # network initialisation
-    E = Encoder(mcfg).to(device)
-    G = Decoder(mcfg).to(device)
+    E, G = build_networks(cfg, device, cfg.seed)
     G_ema = Decoder(mcfg).to(device).eval().requires_grad_(False)
     G_ema.load_state_dict(G.state_dict())
     if cfg.channels_last:
-        E, G, G_ema = (m.to(memory_format=torch.channels_last) for m in (E, G, G_ema))
+        G_ema = G_ema.to(memory_format=torch.channels_last)
     if cfg.amp and device.type == "cpu" and not native_bf16_cpu():
         warnings.warn("bf16 is emulated on this CPU (no AVX512-BF16/AMX) and slower than float32: "
                       "train with --no-amp", stacklevel=2)
-    if cfg.compile:
-        compile_blocks(E), compile_blocks(G)
     opt_E, opt_G = make_optimizer(E, cfg, sched.rules[0].lr), make_optimizer(G, cfg, sched.rules[0].lr)
 
     gen = torch.Generator().manual_seed(cfg.seed)  # batch order lives in `stream`; flips and codes here
@@ -227,7 +257,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     n_pairs = n_grid // 2  # reconstruction grid: input, reconstruction, input, ...
     heldout_idx = torch.as_tensor(split.test[:256], dtype=torch.long)
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
+    autocast = autocast_for(cfg, device)
     gather = dist.gather_with_grad
     stats = StatsWriter(run_dir, resume_images=images_seen if resume else None) if main else None
     # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
@@ -248,17 +278,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             old_handlers[sig] = signal.signal(sig, request_stop)
     except ValueError:  # not the main thread: leave signals alone
         pass
-
-    def load_real(idx: torch.Tensor, st: TrainState) -> torch.Tensor:
-        images = pyramid.images(idx, st.resolution)              # (B, 3, r, r) uint8 from the cache
-        if device.type == "cuda":
-            # Upload uint8 (4x fewer bytes) from pinned memory without blocking the host, so the
-            # host queues the next kernels while the copy runs; convert on the GPU.
-            images = images.pin_memory()
-        x = to_float(images.to(device, non_blocking=True))
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
 
     def checkpoint(st: TrainState) -> None:
         # Never save a state the monitor would not roll back to.
@@ -281,8 +300,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
         trajectory does not depend on when we look at it."""
         E.eval()
         with autocast:
-            x = load_real(heldout_idx, st)
-            x = fade_images(x, st.alpha)
+            x = real_batch(pyramid, heldout_idx, st.resolution, device, cfg.channels_last, st.alpha)
             rec = G_ema(E(x, st.phase, st.alpha), st.phase, st.alpha).float()
             l1 = (rec - x).abs().mean().item()
             if write_grids:
@@ -343,9 +361,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             idx = stream.take(B)[lo:hi]
             flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi].to(device, non_blocking=True)
             z = sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device, non_blocking=True)
-            x = load_real(idx, st)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            x = fade_images(x, st.alpha)
+            x = real_batch(pyramid, idx, st.resolution, device, cfg.channels_last, st.alpha, flip)
             z_dec = [sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device, non_blocking=True)
                      for _ in range(lcfg.decoder_steps)]
             le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather, cfg.sn_cache)
