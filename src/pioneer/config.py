@@ -48,6 +48,10 @@ class ModelConfig:
     min_channels: int = 8            # floor after applying width
     decoder_norm: str = "sn"         # one of DECODER_NORMS
     encoder_last_activation: bool = False  # LReLU after E's last conv (official bp flag; paper: off)
+    # The decoder multiplies its unit-norm input code by this. A unit code in D dims has
+    # coordinates of about 1/sqrt(D), and spectral-normalised convs cannot amplify them back;
+    # sqrt(D) gives unit RMS per coordinate. 1.0 is the authors' networks.
+    code_gain: float = 1.0
 
     def __post_init__(self) -> None:
         _check_resolution(self.max_resolution, "max_resolution")
@@ -82,6 +86,13 @@ class LossConfig:
     recon_weight_stable: float = 1.5 # lambda_X once the phase is stable
     latent_weight: float = 100 / 512 # lambda_Z on (1 - cos): the code's mean over 512 dims x 100
     decoder_steps: int = 2           # decoder updates per encoder update
+    # Not in the authors' recipe (0 = off there). The decoder's first step also minimises
+    # decoder_recon_weight * |G(E(x)) - x| on the encoder step's real batch, E's codes held fixed:
+    # G then learns images directly, not only through the encoder's KL verdicts.
+    decoder_recon_weight: float = 0.0
+    # The encoder also minimises encoder_cycle_weight * (1 - cos(z, E(G(z)))) on the prior codes
+    # of its fake term: E is asked to invert G (as ALAE trains its encoder).
+    encoder_cycle_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ class EncoderLoss:
     kl_real: torch.Tensor       # KL of E(x), raw (before kl_weight)
     kl_fake: torch.Tensor       # KL of E(G(z)), raw
     recon_l1: torch.Tensor      # mean |G(E(x)) - x|
+    cycle: torch.Tensor         # mean (1 - cos(z, E(G(z)))) on the fake term's prior codes
+    real_z: torch.Tensor        # (B, D) E(x), detached: the decoder's reconstruction term and diagnostics
+    fake_z: torch.Tensor        # (B, D) E(G(z)), detached
 
 
 @dataclass
@@ -53,6 +56,7 @@ class DecoderLoss:
     total: torch.Tensor
     kl_fake: torch.Tensor       # KL of E(G(z)), raw
     latent_cos: torch.Tensor    # mean (1 - cos(z, E(G(z))))
+    recon_l1: torch.Tensor      # mean |G(E(x)) - x| when the step had a reconstruction term, else 0
 
 
 def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Tensor, level: int,
@@ -75,14 +79,28 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
     # The hinge bounds the gap from below: no reward for pushing it past -margin.
     adversarial = gap.clamp(min=-margin) if margin > 0 else gap
     total = cfg.kl_weight * adversarial + recon_weight * recon_l1
-    return EncoderLoss(total, kl_real.detach(), kl_fake.detach(), recon_l1.detach())
+    cycle = (1 - (z_prior.float() * fake_z.float()).sum(dim=1)).mean()
+    if cfg.encoder_cycle_weight > 0:
+        total = total + cfg.encoder_cycle_weight * cycle
+    return EncoderLoss(total, kl_real.detach(), kl_fake.detach(), recon_l1.detach(), cycle.detach(),
+                       real_z.detach(), fake_z.detach())
 
 
 def decoder_loss(E: nn.Module, G: nn.Module, z: torch.Tensor, level: int, alpha: float,
-                 cfg: LossConfig, gather: Gather = _identity) -> DecoderLoss:
-    """Loss of one decoder step; z: (B, D) fresh prior codes. The caller updates only G."""
+                 cfg: LossConfig, gather: Gather = _identity,
+                 real: tuple[torch.Tensor, torch.Tensor] | None = None) -> DecoderLoss:
+    """Loss of one decoder step; z: (B, D) fresh prior codes. The caller updates only G.
+
+    real: (codes E(x) (B, D), images x (B, 3, r, r)) adds cfg.decoder_recon_weight * |G(E(x)) - x|
+    (codes held fixed) when that weight is > 0.
+    """
     e = E(G(z, level, alpha), level, alpha)                   # (B, D)
     kl_fake = kl_divergence(gather(e))
     latent_cos = (1 - (z.float() * e.float()).sum(dim=1)).mean()  # both on the unit sphere
     total = cfg.kl_weight * kl_fake + cfg.latent_weight * latent_cos
-    return DecoderLoss(total, kl_fake.detach(), latent_cos.detach())
+    recon_l1 = torch.zeros((), device=z.device)
+    if real is not None and cfg.decoder_recon_weight > 0:
+        codes, x = real
+        recon_l1 = (G(codes.detach(), level, alpha).float() - x.float()).abs().mean()
+        total = total + cfg.decoder_recon_weight * recon_l1
+    return DecoderLoss(total, kl_fake.detach(), latent_cos.detach(), recon_l1.detach())

@@ -147,7 +147,7 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
         self._check_level(level)
-        h = z                                                    # (B, D): block b4 reads it as a 1x1 image
+        h = z * self.cfg.code_gain if self.cfg.code_gain != 1.0 else z  # (B, D): b4 reads it as a 1x1 image
         skip = None
         for i in range(level + 1):
             res = self.cfg.resolution(i)

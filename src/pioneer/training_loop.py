@@ -167,9 +167,10 @@ def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.opti
 
     # Decoder steps: G's parameters only; gradients flow through E.
     E.requires_grad_(False), G.requires_grad_(True)
-    for zg in z_dec:
+    for i, zg in enumerate(z_dec):
         with autocast:
-            lg = decoder_loss(E, G, zg, st.phase, st.alpha, lcfg, gather)
+            # The first step also reconstructs the encoder step's real batch (decoder_recon_weight).
+            lg = decoder_loss(E, G, zg, st.phase, st.alpha, lcfg, gather, real=(le.real_z, x) if i == 0 else None)
         opt_G.zero_grad(set_to_none=True)
         lg.total.backward()
         dist.average_gradients(G.parameters())
