@@ -13,7 +13,8 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from .config import DECODER_NORMS, PRESET_HELP, PRESETS, RESOLUTIONS, SPEED_OPTIONS, ConfigError, TrainConfig
+from .config import DECODER_NORMS, PRESET_HELP, PRESETS, RECIPES, RESOLUTIONS, SPEED_OPTIONS, ConfigError, TrainConfig
+from .config import recipe_of, with_recipe
 from .config import preset as _load_preset
 from .schedule import describe, format_table
 
@@ -31,9 +32,12 @@ def _next_run_dir(outdir: Path, desc: str) -> Path:
 def _apply_overrides(cfg: TrainConfig, *, data: str | None, holdout: str | None, kimg: float | None,
                      resolution: int | None, batch: int | None, seed: int | None, width: float | None, decoder_norm: str | None,
                      no_margin: bool, amp: bool | None, channels_last: bool | None, sn_cache: bool | None = None,
-                     compile: bool | None = None, eager: bool = False, optimised: bool = False) -> TrainConfig:
+                     compile: bool | None = None, eager: bool = False, optimised: bool = False,
+                     recipe: str | None = None) -> TrainConfig:
     # The speed bundles first; the single speed flags below still apply on top.
     cfg = cfg.eager() if eager else cfg.optimised() if optimised else cfg
+    if recipe is not None:
+        cfg = with_recipe(cfg, recipe)
     sched = cfg.schedule
     if kimg is not None:
         if kimg <= 0:
@@ -78,6 +82,8 @@ def _summary(cfg: TrainConfig, name: str) -> str:
         f"channels    {chans}",
         f"losses      kl x{cfg.loss.kl_weight:g}, L1 x{cfg.loss.recon_weight_fade:g}/{cfg.loss.recon_weight_stable:g} "
         f"(fade/stable), (1-cos) x{cfg.loss.latent_weight:.4f}, {cfg.loss.decoder_steps} decoder steps",
+        f"recipe      {recipe_of(cfg)}: code gain {m.code_gain:.4g} into the decoder, decoder L1 "
+        f"x{cfg.loss.decoder_recon_weight:g}, encoder (1-cos) x{cfg.loss.encoder_cycle_weight:g}",
         f"optimiser   Adam betas {cfg.lr_betas}, eps {cfg.adam_eps:g}; EMA {cfg.ema_decay}",
         f"length      {cfg.schedule.total_kimg:g} kimg, fade-in {cfg.schedule.fade_kimg:g} kimg per phase",
         "speed       " + (", ".join(k for k in SPEED_OPTIONS if getattr(cfg, k)) or "eager float32 (all options off)"),
@@ -112,6 +118,9 @@ def main() -> None:
 @click.option("--width", type=float, help="Channel multiplier on the paper's channel table.")
 @click.option("--decoder-norm", type=click.Choice(DECODER_NORMS), help="Decoder normalisation (ablation).")
 @click.option("--no-margin", is_flag=True, help="Switch the KL margin off in every rule (ablation).")
+@click.option("--recipe", type=click.Choice(RECIPES),
+              help="How the networks are trained: 'authors' (the paper's losses; the paper presets) or 'small' "
+                   "(what narrow networks on short runs need to learn; the default preset). See docs/collapse.md.")
 @click.option("--device", default="auto", show_default=True, help='"auto", "cpu", "cuda" or "cuda:N".')
 @click.option("--gpus", type=int, default=1, show_default=True,
               help="Processes on this machine (GPUs, or gloo CPU processes); launches torchrun for you.")
@@ -142,7 +151,8 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs still go to the run folder).")
 def train(preset: str, data: str | None, holdout: str | None, outdir: str, name: str | None, resume_dir: str | None,
           run_dir_opt: str | None, kimg: float | None, resolution: int | None, batch: int | None, seed: int | None,
-          width: float | None, decoder_norm: str | None, no_margin: bool, device: str, gpus: int, max_restarts: int,
+          width: float | None, decoder_norm: str | None, no_margin: bool, recipe: str | None, device: str, gpus: int,
+          max_restarts: int,
           amp: bool | None, channels_last: bool | None, sn_cache: bool | None, compile_: bool | None,
           optimised: bool, eager: bool,
           metrics_list: str | None, metrics_kimg: float | None,
@@ -199,7 +209,7 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
                 preset_name = preset
                 cfg = _apply_overrides(_load_preset(preset), data=data, holdout=holdout, kimg=kimg, resolution=resolution,
                                        batch=batch, seed=seed, width=width, decoder_norm=decoder_norm, no_margin=no_margin,
-                                       **speed)
+                                       recipe=recipe, **speed)
             metrics = None if metrics_list is None else tuple(m.strip() for m in metrics_list.split(",") if m.strip())
             run_opts = dict(metrics=metrics, metrics_kimg=metrics_kimg, on_divergence=on_divergence,
                             checkpoint_kimg=checkpoint_kimg)
@@ -266,9 +276,11 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
 
 
 # Options that define a run (its model, data and schedule); a resumed run keeps its own.
-_FIXED_BY_RUN = ("preset", "data", "holdout", "resolution", "batch", "seed", "width", "decoder_norm", "no_margin")
+_FIXED_BY_RUN = ("preset", "data", "holdout", "resolution", "batch", "seed", "width", "decoder_norm", "no_margin",
+                 "recipe")
 _NO_OVERRIDES: dict[str, Any] = dict(data=None, holdout=None, kimg=None, resolution=None, batch=None, seed=None,
-                                     width=None, decoder_norm=None, no_margin=False, amp=None, channels_last=None)
+                                     width=None, decoder_norm=None, no_margin=False, amp=None, channels_last=None,
+                                     recipe=None)
 
 
 def _check_fixed(folder: Path, preset_name: str, cfg: TrainConfig, given: dict[str, Any]) -> None:

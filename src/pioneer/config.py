@@ -208,6 +208,39 @@ class TrainConfig:
 SPEED_OPTIONS = ("amp", "channels_last", "sn_cache", "compile")
 
 # ----------------------------------------------------------------------------------------------
+# Recipes: how the two networks are trained, independent of the schedule and the data.
+#   authors  the authors' losses and networks: the paper presets use it.
+#   small    what narrow networks on short phases need to learn (docs/collapse.md): the code
+#            enters the decoder with unit RMS per coordinate, the decoder also reconstructs the
+#            real batch, the encoder also inverts the decoder on prior codes. The default preset
+#            uses it; without it the default run collapses to one face.
+RECIPES: tuple[str, ...] = ("authors", "small")
+
+
+def with_recipe(cfg: TrainConfig, recipe: str) -> TrainConfig:
+    """`cfg` with the named recipe's fields (ModelConfig.code_gain, LossConfig.decoder_recon_weight,
+    LossConfig.encoder_cycle_weight); everything else, the schedule included, is kept."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}: use one of {', '.join(RECIPES)}")
+    small = recipe == "small"
+    model = dataclasses.replace(cfg.model, code_gain=math.sqrt(cfg.model.latent_dim) if small else 1.0)
+    loss = dataclasses.replace(cfg.loss, decoder_recon_weight=SMALL_DECODER_RECON if small else 0.0,
+                               encoder_cycle_weight=SMALL_ENCODER_CYCLE if small else 0.0)
+    return dataclasses.replace(cfg, model=model, loss=loss)
+
+
+def recipe_of(cfg: TrainConfig) -> str:
+    """The recipe a config follows, or "custom" when its fields match neither."""
+    for name in RECIPES:
+        if with_recipe(cfg, name) == cfg:
+            return name
+    return "custom"
+
+
+SMALL_DECODER_RECON = 1.0   # weight of |G(E(x)) - x| in the decoder's loss, as lambda_X's fade-in value
+SMALL_ENCODER_CYCLE = 3.0   # weight of 1 - cos(z, E(G(z))) in the encoder's loss
+
+# ----------------------------------------------------------------------------------------------
 # Presets. Margins are in paper units (the official code's values x 10).
 
 
@@ -245,7 +278,8 @@ def _synthetic64() -> TrainConfig:
     # run while G(E(x)) was 0.26 to 0.53.
     kimg = (0.0, 8.0, 20.0, 36.0, 60.0)
     rules = tuple(Rule(k, p, 1e-3, 0.0) for p, k in enumerate(kimg)) + (Rule(72.0, 4, 1e-3, 0.2),)
-    return TrainConfig(
+    # The authors' recipe collapses at this width and length (docs/collapse.md): use the small one.
+    return with_recipe(TrainConfig(
         model=ModelConfig(max_resolution=64, width=1 / 16, min_channels=16),
         loss=LossConfig(),
         schedule=ScheduleConfig(
@@ -261,7 +295,7 @@ def _synthetic64() -> TrainConfig:
         checkpoint_kimg=5.0,
         log_every=10,
         channels_last=True,
-    )
+    ), "small")
 
 
 def _celebahq256() -> TrainConfig:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import distributed as dist
 from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_snapshot, save_training_state
-from .config import RESOLUTIONS, LossConfig, TrainConfig
+from .config import RESOLUTIONS, LossConfig, ModelConfig, TrainConfig
 from .images import interleave, make_grid, save_png, to_float
 from .loss import DecoderLoss, EncoderLoss, decoder_loss, encoder_loss
 from .networks import Decoder, Encoder, compile_blocks, native_bf16_cpu, sample_prior
@@ -245,7 +245,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
 
     if resume:
         state = load_training_state(run_dir / STATE_FILE)
-        if state["config"]["model"] != cfg.to_dict()["model"]:
+        if ModelConfig(**state["config"]["model"]) != mcfg:  # fields added since fill in their defaults
             raise CheckpointError(f"{run_dir / STATE_FILE} was written for another model configuration "
                                   f"than {run_dir / OPTIONS_FILE} describes")
         restore(state)

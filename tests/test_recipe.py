@@ -1,0 +1,82 @@
+"""The small-scale recipe: its config fields, its loss terms, and that it learns where the
+authors' recipe collapses."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from pioneer.config import ConfigError, LossConfig, preset, recipe_of, with_recipe
+from pioneer.loss import decoder_loss, encoder_loss
+from pioneer.networks import Decoder, Encoder, sample_prior
+
+from conftest import tiny_config, tiny_model
+
+
+def test_recipes_set_their_fields_and_are_recognised():
+    cfg = preset("celebahq256")
+    assert recipe_of(cfg) == "authors"
+    small = with_recipe(cfg, "small")
+    assert recipe_of(small) == "small"
+    assert small.model.code_gain == pytest.approx(math.sqrt(cfg.model.latent_dim))
+    assert small.loss.decoder_recon_weight > 0 and small.loss.encoder_cycle_weight > 0
+    assert small.schedule == cfg.schedule and small.model.max_resolution == cfg.model.max_resolution
+    assert with_recipe(small, "authors") == cfg
+    changed = dataclasses.replace(small, loss=dataclasses.replace(small.loss, encoder_cycle_weight=0.5))
+    assert recipe_of(changed) == "custom"
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        with_recipe(cfg, "fast")
+
+
+def test_presets_follow_their_recipe():
+    assert recipe_of(preset("synthetic64")) == "small"
+    for name in ("celebahq256", "lsun256", "pioneer-celebahq256"):
+        assert recipe_of(preset(name)) == "authors", name
+
+
+def test_code_gain_scales_the_decoder_input():
+    torch.manual_seed(0)
+    G = Decoder(tiny_model())
+    G2 = Decoder(tiny_model(code_gain=4.0))
+    G2.load_state_dict(G.state_dict())
+    G.eval(), G2.eval()
+    z = sample_prior(3, 32)
+    torch.testing.assert_close(G2(z, 2), G(4.0 * z, 2))
+
+
+def _nets():
+    """Networks in eval mode: spectral norm does not advance, so repeated forwards agree."""
+    torch.manual_seed(0)
+    return Encoder(tiny_model()).eval(), Decoder(tiny_model()).eval()
+
+
+def test_decoder_reconstruction_term_trains_the_decoder_only_on_real_images():
+    E, G = _nets()
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    z = sample_prior(4, 32)
+    codes = E(x, 2).detach().requires_grad_(True)
+    plain = decoder_loss(E, G, z, 2, 1.0, LossConfig())
+    assert float(plain.recon_l1) == 0.0
+    cfg = LossConfig(decoder_recon_weight=2.0)
+    with_rec = decoder_loss(E, G, z, 2, 1.0, cfg, real=(codes, x))
+    expected = (G(codes, 2) - x).abs().mean()
+    torch.testing.assert_close(with_rec.recon_l1, expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(with_rec.total - plain.total, 2.0 * with_rec.recon_l1, rtol=1e-4, atol=1e-5)
+    with_rec.total.backward()
+    assert codes.grad is None                     # the codes are held fixed: E learns nothing from it
+    # weight 0 keeps the authors' decoder loss, real batch or not
+    off = decoder_loss(E, G, z, 2, 1.0, LossConfig(), real=(codes, x))
+    torch.testing.assert_close(off.total, plain.total, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_cycle_term_adds_one_minus_cos_on_prior_codes():
+    E, G = _nets()
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    z = sample_prior(6, 32)
+    a = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig())
+    b = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig(encoder_cycle_weight=3.0))
+    expected = (1 - torch.nn.functional.cosine_similarity(z, E(G(z, 2), 2), dim=1)).mean()
+    torch.testing.assert_close(b.cycle, expected.detach(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(b.total - a.total, 3.0 * b.cycle, rtol=1e-4, atol=1e-5)
+    assert b.real_z.shape == (6, 32) and b.fake_z.shape == (6, 32) and not b.real_z.requires_grad
