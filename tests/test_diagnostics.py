@@ -97,3 +97,15 @@ def test_gradient_shares_cover_the_optional_terms_and_the_hinge():
     assert gap < 0
     closed = gradient_shares(E.train(), G.train(), x, 1, 0.5, -gap / 2, 1.0, cfg, seed=0)
     assert closed["gnorm_E_kl_real"] == 0.0 and closed["gnorm_E_kl_fake"] == 0.0
+
+
+def test_collapse_metric_on_a_tiny_model(tiny_snapshot, model_cache):
+    ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, batch_size=4)
+    r = compute("collapse", ctx)
+    n = r["num"]
+    assert n == min(256, len(ctx.data.test))
+    for key in ("heldout_l1", "mean_face_l1", "cycle", "rank_real", "rank_fake", "var_real", "rank_random"):
+        assert isinstance(r[key], float) and r[key] >= 0, key
+    assert 0 < r["rank_random"] <= n - 1 + 1e-4 and r["rank_real"] <= n - 1 + 1e-4
+    assert r["collapse"] == pytest.approx(r["rank_real"] / r["rank_random"])
+    assert compute("collapse", ctx)["cycle"] == r["cycle"]                        # seeded codes
