@@ -109,3 +109,16 @@ def test_collapse_metric_on_a_tiny_model(tiny_snapshot, model_cache):
     assert 0 < r["rank_random"] <= n - 1 + 1e-4 and r["rank_real"] <= n - 1 + 1e-4
     assert r["collapse"] == pytest.approx(r["rank_real"] / r["rank_random"])
     assert compute("collapse", ctx)["cycle"] == r["cycle"]                        # seeded codes
+
+
+def test_report_shows_the_collapse_metric_and_the_logged_signals(tiny_snapshot, model_cache, tmp_path):
+    from pioneer.metrics import evaluate
+    from pioneer.report import write_report
+
+    run = tiny_snapshot.parent
+    ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, batch_size=4)
+    evaluate(["collapse"], ctx)                                   # appends to RUN/metrics.jsonl
+    text = write_report(run).read_text()
+    assert "| effective rank of E(x) |" in text and "random unit codes" in text and "mean face" in text
+    assert "### Collapse signals" in text and "effective rank of real codes" in text
+    assert "Gradient of E at" in text and "Gradient of G at" in text
