@@ -113,3 +113,14 @@ def test_speed_options(flags, speed):
 def test_optimised_and_eager_conflict():
     r = CliRunner().invoke(main, ["train", "--dry-run", "--optimised", "--eager"])
     assert r.exit_code != 0 and "pick one" in r.output
+
+
+def test_collapse_options_reach_the_config():
+    r = CliRunner().invoke(main, ["train", "--dry-run", "--collapse-rank", "3", "--dead-cycle", "0.98"])
+    assert r.exit_code == 0, r.output
+    line = next(l for l in r.output.splitlines() if l.startswith("health"))
+    assert "rank < 3" in line and "cycle > 0.98" in line
+    line = next(l for l in CliRunner().invoke(main, ["train", "--dry-run"]).output.splitlines() if l.startswith("health"))
+    assert "rank < 4" in line and "cycle" not in line                             # the defaults
+    _one_line_error(run("train", "--dry-run", "--dead-cycle", "2.5"), "--dead-cycle")
+    _one_line_error(run("train", "--dry-run", "--collapse-rank", "-1"), "--collapse-rank")

@@ -50,6 +50,43 @@ def test_rollbacks_are_limited_then_the_run_stops():
         DivergenceMonitor(policy="explode")
 
 
+def _signals(i: int, phase: int, rank: float = 12.0, cycle: float = 0.5, batch: int = 32) -> dict:
+    return {**_rec(i), "phase": phase, "batch": batch, "rank_real": rank, "rank_fake": rank, "cycle": cycle}
+
+
+def test_code_collapse_rolls_back_after_patience_once_phase_0_is_over():
+    mon = DivergenceMonitor(collapse_rank=4.0, patience=3)
+    # Phase 0 (4x4) cannot be judged: low ranks there are fine.
+    assert all(mon.update(_signals(i, 0, rank=1.5)).action is Action.OK for i in range(6))
+    actions = [mon.update(_signals(6 + i, 1, rank=r)).action for i, r in enumerate([1.8, 1.7, 9.0, 1.8, 1.6, 1.5])]
+    # one healthy record resets the streak; three low ones in a row diverge
+    assert actions == [Action.WARN, Action.WARN, Action.OK, Action.WARN, Action.WARN, Action.ROLLBACK]
+    reason = mon.history[-1].reason
+    assert reason == "code collapse: effective rank of real codes 1.5 below 4 for 3 records in a row at 11 kimg"
+    assert not mon.healthy
+    mon.rolled_back(5000)
+    assert mon.healthy and mon.collapse_streak == 0
+    # Switched off, or a batch too small to tell (8 codes have rank <= 7): never judged.
+    assert all(DivergenceMonitor(collapse_rank=0.0, patience=1).update(_signals(i, 2, rank=1.0)).action
+               is Action.OK for i in range(3))
+    assert DivergenceMonitor(patience=1).update(_signals(1, 2, rank=3.0, batch=8)).action is Action.OK
+    assert DivergenceMonitor(patience=1, policy="stop").update(_signals(1, 2, rank=3.0)).action is Action.STOP
+
+
+def test_dead_cycle_is_judged_only_when_enabled_and_from_phase_2():
+    dead = [_signals(i, 2, cycle=0.995) for i in range(5)]
+    assert all(v.action is Action.OK for v in DivergenceMonitor().scan(dead))    # off by default
+    mon = DivergenceMonitor(dead_cycle=0.98, patience=2)
+    assert all(mon.update(_signals(i, p, cycle=0.999)).action is Action.OK for i, p in enumerate([0, 1, 1, 1]))
+    assert mon.update(_signals(4, 2, cycle=0.99)).action is Action.WARN
+    v = mon.update(_signals(5, 2, cycle=0.99))
+    assert v.action is Action.ROLLBACK and v.reason.startswith("dead latent cycle:") and "0.98" in v.reason
+    assert "for 2 records in a row at 5 kimg" in v.reason
+    assert mon.update(_signals(6, 2, cycle=0.3)).action is Action.OK and mon.healthy
+    with pytest.raises(ValueError):
+        DivergenceMonitor(dead_cycle=-1.0)
+
+
 def test_state_check_and_last_good_state(tmp_path):
     assert state_is_finite({"a": torch.ones(3), "b": [torch.zeros(2), 1.0], "n": 5})
     assert not state_is_finite({"a": {"w": torch.tensor([1.0, float("nan")])}})

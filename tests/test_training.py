@@ -76,13 +76,38 @@ def test_run_folder_contents(tmp_path):
     assert list((run / "tensorboard").iterdir())
     assert not list(run.rglob("*.tmp"))  # atomic writes leave no temporaries
     recs = [r for r in read_stats(run) if "loss_E" in r]
-    for key in ("kl_real", "kl_fake", "gap", "margin", "lr", "alpha", "resolution", "images_per_s"):
+    for key in ("kl_real", "kl_fake", "gap", "margin", "lr", "alpha", "resolution", "images_per_s",
+                "cycle", "rank_real", "rank_fake", "var_real", "var_fake"):
         assert key in recs[-1]
+    assert 0 < recs[-1]["rank_real"] <= 7 + 1e-4 and recs[-1]["var_real"] > 0   # a batch of 8 codes
+    grid_recs = [r for r in read_stats(run) if "heldout_l1" in r]
+    for key in ("gshare_E_kl_real", "gshare_E_kl_fake", "gshare_E_recon", "gshare_G_kl_fake", "gshare_G_latent",
+                "gnorm_E_recon", "gnorm_G_latent"):
+        assert key in grid_recs[-1], key
+    assert sum(v for k, v in grid_recs[-1].items() if k.startswith("gshare_G_")) == pytest.approx(1.0)
     assert {r["resolution"] for r in recs} == {4, 8, 16}
     snap = load_snapshot(run / "snapshot.safetensors")
     assert snap.level == 2 and snap.alpha == 1.0 and snap.images_seen == res.images_seen
     summary = json.loads((run / "summary.json").read_text())
     assert summary["finished"] and summary["heldout_l1"] == pytest.approx(res.heldout_l1)
+
+
+def test_grid_time_diagnostics_leave_the_trajectory_alone(tmp_path):
+    """Grids, held-out L1 and gradient shares every 0.05 kimg or only at phase ends: the same networks."""
+    import dataclasses
+    cfg = tiny_config()
+    states = []
+    for name, every in (("often", 0.05), ("rarely", 100.0)):
+        train(dataclasses.replace(cfg, grid_kimg=every), tmp_path / name, cache_dir=tmp_path / "cache",
+              progress=False, stop_after=24)
+        states.append(load_training_state(tmp_path / name / "training-state.pt"))
+    often = [r for r in read_stats(tmp_path / "often") if "gshare_E_recon" in r]
+    rarely = [r for r in read_stats(tmp_path / "rarely") if "gshare_E_recon" in r]
+    assert len(often) > len(rarely)
+    for key in ("encoder", "decoder", "decoder_ema"):
+        _states_equal(states[0][key], states[1][key])
+    assert torch.equal(states[0]["generator"], states[1]["generator"])
+    assert torch.equal(states[0]["torch_rng"], states[1]["torch_rng"])
 
 
 @pytest.mark.slow

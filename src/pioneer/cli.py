@@ -86,6 +86,9 @@ def _summary(cfg: TrainConfig, name: str) -> str:
         f"x{cfg.loss.decoder_recon_weight:g}, encoder (1-cos) x{cfg.loss.encoder_cycle_weight:g}",
         f"optimiser   Adam betas {cfg.lr_betas}, eps {cfg.adam_eps:g}; EMA {cfg.ema_decay}",
         f"length      {cfg.schedule.total_kimg:g} kimg, fade-in {cfg.schedule.fade_kimg:g} kimg per phase",
+        f"health      {cfg.on_divergence} on NaN, |KL gap| > {cfg.gap_threshold:g}"
+        + (f", real-code rank < {cfg.collapse_rank:g}" if cfg.collapse_rank > 0 else "")
+        + (f", cycle > {cfg.dead_cycle:g}" if cfg.dead_cycle > 0 else ""),
         "speed       " + (", ".join(k for k in SPEED_OPTIONS if getattr(cfg, k)) or "eager float32 (all options off)"),
     ]
     return "\n".join(lines)
@@ -142,7 +145,13 @@ def main() -> None:
 @click.option("--metrics-kimg", "--metrics-every", "metrics_kimg", type=float,
               help="Interval of --metrics in kimg (default: at the end only).")
 @click.option("--on-divergence", type=click.Choice(["rollback", "stop", "warn"]),
-              help="On NaN or a runaway KL gap: roll back to the last checkpoint (default), stop, or warn.")
+              help="On NaN, a runaway KL gap or a collapse: roll back to the last checkpoint (default), stop, or warn.")
+@click.option("--collapse-rank", type=float,
+              help="Code collapse: the effective rank of a batch of real codes below this for 5 records in a "
+                   "row, from the 8x8 phase on, counts as divergence (default 4; 0 = off).")
+@click.option("--dead-cycle", type=float,
+              help="Dead latent cycle: 1 - cos(z, E(G(z))) of a batch above this for 5 records in a row, "
+                   "from the 16x16 phase on, counts as divergence (default 0 = off; e.g. 0.98).")
 @click.option("--checkpoint-kimg", type=float,
               help="Interval of the training-state checkpoint in kimg (overrides the preset).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
@@ -156,7 +165,8 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
           amp: bool | None, channels_last: bool | None, sn_cache: bool | None, compile_: bool | None,
           optimised: bool, eager: bool,
           metrics_list: str | None, metrics_kimg: float | None,
-          on_divergence: str | None, checkpoint_kimg: float | None, cache_dir: str | None, dry_run: bool,
+          on_divergence: str | None, collapse_rank: float | None, dead_cycle: float | None,
+          checkpoint_kimg: float | None, cache_dir: str | None, dry_run: bool,
           no_progress: bool) -> None:
     """Train Balanced PIONEER (default: the built-in synthetic faces, sized for a CPU).
 
@@ -186,6 +196,10 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
         _fail("--max-restarts is for the launch by --gpus; under your own torchrun pass --max-restarts to torchrun")
     if checkpoint_kimg is not None and checkpoint_kimg <= 0:
         _fail(f"--checkpoint-kimg {checkpoint_kimg} must be positive")
+    if collapse_rank is not None and not collapse_rank >= 0:
+        _fail(f"--collapse-rank {collapse_rank} must be 0 (off) or positive")
+    if dead_cycle is not None and not 0 <= dead_cycle < 2:
+        _fail(f"--dead-cycle {dead_cycle} must be 0 (off) or between 0 and 2 (1 - cos ranges over 0..2)")
     launch = not in_torchrun and not dry_run and (gpus > 1 or max_restarts > 0)
 
     # Under torchrun the process group starts first, so that rank 0 alone decides below whether
@@ -212,7 +226,7 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
                                        recipe=recipe, **speed)
             metrics = None if metrics_list is None else tuple(m.strip() for m in metrics_list.split(",") if m.strip())
             run_opts = dict(metrics=metrics, metrics_kimg=metrics_kimg, on_divergence=on_divergence,
-                            checkpoint_kimg=checkpoint_kimg)
+                            collapse_rank=collapse_rank, dead_cycle=dead_cycle, checkpoint_kimg=checkpoint_kimg)
             cfg = dataclasses.replace(cfg, **{k: v for k, v in run_opts.items() if v is not None})
             if cfg.metrics:
                 from .metrics import list_metrics

@@ -175,6 +175,15 @@ class TrainConfig:
     metrics_kimg: float = 0.0        # their interval; 0 = at the end of the run only
     on_divergence: str = "rollback"  # NaN or runaway KL gap: "rollback" to the last checkpoint, "stop" or "warn"
     gap_threshold: float = 20.0      # |KL_real - KL_fake| (raw) that counts as a runaway gap
+    # Code collapse (the same policy): effective rank of a batch of real codes E(x) below this for
+    # `patience` records in a row, from phase 1 on; 0 = off. 32 random unit codes: about 31. On
+    # synthetic64 (batch 32) a learning model logged 8-11 in phases 0-1, dipping to 4.4 late in
+    # the 8 px fade-in; codes that vary along one direction score about 1, a collapsed batch 1-3.
+    collapse_rank: float = 4.0
+    # Dead latent cycle: batch mean 1 - cos(z, E(G(z))) above this for `patience` records, from
+    # phase 2 (16 px) on. 0 = off: the paper's recipe itself runs with a dead cycle (about 1) for
+    # a long time at the start. 0.98 when on.
+    dead_cycle: float = 0.0
 
     def eager(self) -> "TrainConfig":
         """The same run on the plain eager float32 path (every speed option off)."""

@@ -11,6 +11,11 @@ the divergence monitor watches them.
 * `code_variance(z)`: mean over dimensions of the per-dimension batch variance. Isotropic
   unit codes have 1/D.
 * `cycle_error(z, e)`: mean 1 - cos(z, e), 0 for a perfect latent cycle, about 1 for none.
+* `batch_signals(real_z, fake_z)`: the first two for one training batch as one tensor, without a
+  host sync, in the order of `SIGNAL_KEYS` (what the training loop logs per record).
+
+The effective rank is scale-free: codes that vary very little, but in many directions, still
+have a high rank. `code_variance` tells that case apart.
 """
 
 from __future__ import annotations
@@ -18,26 +23,50 @@ from __future__ import annotations
 import torch
 
 
-def effective_rank(z: torch.Tensor) -> float:
-    """Effective rank of the centred code matrix z: (N, D). 0 for fewer than 2 codes."""
+SIGNAL_KEYS = ("rank_real", "rank_fake", "var_real", "var_fake")
+
+
+def effective_rank_tensor(z: torch.Tensor) -> torch.Tensor:
+    """Effective rank of the centred code matrix z: (N, D) as a 0-d float32 tensor on z's device.
+    0 for fewer than 2 codes or identical codes; NaN when z holds non-finite values (SVD would fail)."""
     z = z.detach().float()
     if z.shape[0] < 2:
-        return 0.0
-    s = torch.linalg.svdvals(z - z.mean(dim=0, keepdim=True))  # (min(N, D),)
+        return torch.zeros((), device=z.device)
+    finite = torch.isfinite(z).all()
+    z = torch.where(finite, z, torch.zeros_like(z))              # no data-dependent branch: no host sync
+    s = torch.linalg.svdvals(z - z.mean(dim=0, keepdim=True))    # (min(N, D),)
     total = s.sum()
-    if not total > 0:
-        return 0.0                                               # all codes equal: no direction at all
-    p = s / total
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
+    p = s / total.clamp_min(torch.finfo(s.dtype).tiny)
+    entropy = -torch.special.xlogy(p, p).sum()                   # 0 log 0 = 0
+    # Identical codes leave only rounding noise in s: no direction at all.
+    rank = torch.where(total > 1e-6 * z.abs().max().clamp_min(1e-30) * z.shape[0], entropy.exp(),
+                       torch.zeros_like(entropy))
+    return torch.where(finite, rank, torch.full_like(rank, float("nan")))
+
+
+def effective_rank(z: torch.Tensor) -> float:
+    """Effective rank of the centred code matrix z: (N, D). 0 for fewer than 2 codes."""
+    return float(effective_rank_tensor(z))
+
+
+def code_variance_tensor(z: torch.Tensor) -> torch.Tensor:
+    """Mean per-dimension batch variance of the codes z: (N, D) (biased), a 0-d tensor."""
+    return z.detach().float().var(dim=0, unbiased=False).mean()
 
 
 def code_variance(z: torch.Tensor) -> float:
     """Mean per-dimension batch variance of the codes z: (N, D) (biased)."""
-    return float(z.detach().float().var(dim=0, unbiased=False).mean())
+    return float(code_variance_tensor(z))
 
 
 def cycle_error(z: torch.Tensor, e: torch.Tensor) -> float:
     """Mean 1 - cos(z, e) between rows of z and e: (N, D)."""
     cos = torch.nn.functional.cosine_similarity(z.detach().float(), e.detach().float(), dim=1)
     return float((1 - cos).mean())
+
+
+def batch_signals(real_z: torch.Tensor, fake_z: torch.Tensor) -> torch.Tensor:
+    """(4,) tensor: rank_real, rank_fake, var_real, var_fake (SIGNAL_KEYS) of one batch's codes
+    E(x) and E(G(z)), both (B, D). Stays on the device: the caller syncs once per record."""
+    return torch.stack([effective_rank_tensor(real_z), effective_rank_tensor(fake_z),
+                        code_variance_tensor(real_z), code_variance_tensor(fake_z)])

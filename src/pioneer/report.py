@@ -1,4 +1,5 @@
-"""RUN/report.md: the latest value of every metric, the KL plot, training health, image grids."""
+"""RUN/report.md: the latest value of every metric, the KL plot, training health (divergence and
+collapse signals), image grids."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .api import Pioneer
     from .data import DataSplit
+    from .health import DivergenceMonitor
 
 
 def _latest(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -20,6 +22,55 @@ def _latest(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _collapse_table(res: dict[str, Any]) -> list[str]:
+    """The `collapse` metric as a table: each number next to what it is compared with."""
+    rows = [
+        ("held-out L1 of G(E(x))", res.get("heldout_l1"), f"mean face: {_fmt(res.get('mean_face_l1'))}"),
+        ("effective rank of E(x)", res.get("rank_real"), f"random unit codes: {_fmt(res.get('rank_random'))}"),
+        ("effective rank of E(G(z))", res.get("rank_fake"), f"random unit codes: {_fmt(res.get('rank_random'))}"),
+        ("code variance of E(x)", res.get("var_real"), f"isotropic: {_fmt(res.get('var_isotropic'))}"),
+        ("code variance of E(G(z))", res.get("var_fake"), f"isotropic: {_fmt(res.get('var_isotropic'))}"),
+        ("latent cycle 1 - cos(z, E(G(z)))", res.get("cycle"), "perfect: 0, dead: about 1"),
+    ]
+    lines = ["", f"Collapse check on {res.get('num', '?')} held-out faces and prior codes "
+             f"(rank ratio {_fmt(res.get('collapse'))}; near 0 = collapsed).", "",
+             "| signal | value | compare with |", "|---|---|---|"]
+    return lines + [f"| {name} | {_fmt(v)} | {ref} |" for name, v, ref in rows if v is not None]
+
+
+def _collapse_signals(stats: list[dict[str, Any]]) -> list[str]:
+    """The last logged collapse signals and gradient shares of stats.jsonl."""
+    last = next((r for r in reversed(stats) if "rank_real" in r), None)
+    if last is None:
+        return []
+    lines = ["", "### Collapse signals", "",
+             f"Last record ({last['images_seen'] / 1000:g} kimg, phase {last.get('phase', '?')}, batch "
+             f"{last.get('batch', '?')}): effective rank of real codes {_fmt(last['rank_real'])}, of generated codes "
+             f"{_fmt(last.get('rank_fake'))}; code variance {_fmt(last.get('var_real'))} / {_fmt(last.get('var_fake'))}; "
+             f"latent cycle 1 - cos {_fmt(last.get('cycle'))}."]
+    shares = next((r for r in reversed(stats) if any(k.startswith("gshare_") for k in r)), None)
+    if shares is not None:
+        for net in ("E", "G"):
+            parts = [f"{k.split('_', 2)[2]} {v:.0%}" for k, v in shares.items() if k.startswith(f"gshare_{net}_")]
+            lines.append(f"Gradient of {net} at {shares['images_seen'] / 1000:g} kimg by loss term: {', '.join(parts)}.")
+    return lines
+
+
+def _run_monitor(run_dir: Path) -> "DivergenceMonitor":
+    """A monitor with the run's own thresholds (options.json), stopping at the first divergence."""
+    import json
+
+    from .health import DivergenceMonitor
+
+    kwargs: dict[str, Any] = {}
+    try:
+        cfg = json.loads((run_dir / "options.json").read_text()).get("config", {})
+        kwargs = {k: cfg[k] for k in ("gap_threshold", "collapse_rank", "dead_cycle") if k in cfg}
+    except (OSError, ValueError, AttributeError):
+        pass
+    return DivergenceMonitor(policy="stop", **kwargs)
 
 
 def _grids(run_dir: Path, model: "Pioneer | None", data: "DataSplit | None", out_dir: Path) -> list[tuple[str, str]]:
@@ -47,7 +98,7 @@ def _grids(run_dir: Path, model: "Pioneer | None", data: "DataSplit | None", out
 def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "DataSplit | None" = None) -> Path:
     """Write RUN/report.md (and RUN/report/*.png); returns its path. With a model, the grids are
     fresh samples (and reconstructions of `data`'s test images); without, the run's latest grids."""
-    from .health import DivergenceMonitor, plot_kl
+    from .health import plot_kl
     from .metrics import read_jsonl
 
     run_dir = Path(run_dir)
@@ -72,6 +123,8 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
                       "other attributes kept.", "", "| attribute | gain | kept | edits | vector norm |", "|---|---|---|---|---|"]
             lines += [f"| {a} | {p['gain']:.2f} | {p['kept']:.2f} | {p['edits']} | {p['vector_norm']:.3f} |"
                       for a, p in per.items()]
+        if "collapse" in latest:
+            lines += _collapse_table(latest["collapse"]["results"])
     else:
         lines.append("No metrics yet: run `pioneer evaluate --model RUN`.")
     stats = read_jsonl(run_dir / "stats.jsonl")
@@ -82,13 +135,14 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
             lines += [f"![KL terms]({out_dir.name}/{plot.name})", ""]
         except (ValueError, ImportError) as e:
             lines.append(f"(no KL plot: {e})")
-        verdicts = DivergenceMonitor(policy="stop").scan(stats)
+        verdicts = _run_monitor(run_dir).scan(stats)
         bad = [v for v in verdicts if v.action.value != "ok"]
         last = next((r for r in reversed(stats) if "kl_real" in r), None)
         if last is not None:
             lines.append(f"Last record: {last['images_seen'] / 1000:g} kimg, KL real {last['kl_real']:.3f}, "
                          f"KL generated {last['kl_fake']:.3f}, gap {last.get('gap', 0):+.3f}.")
         lines.append(f"Divergence monitor: {'no warnings' if not bad else f'{len(bad)} warnings; first: {bad[0].reason}'}.")
+        lines += _collapse_signals(stats)
     else:
         lines.append("No stats.jsonl in this folder.")
     lines += ["", "## Images", ""]

@@ -27,6 +27,8 @@ from tqdm import tqdm
 from . import distributed as dist
 from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_snapshot, save_training_state
 from .config import RESOLUTIONS, LossConfig, ModelConfig, TrainConfig
+from .diagnostics import SIGNAL_KEYS, batch_signals
+from .grad_shares import gradient_shares
 from .images import interleave, make_grid, save_png, to_float
 from .loss import DecoderLoss, EncoderLoss, decoder_loss, encoder_loss
 from .networks import Decoder, Encoder, compile_blocks, native_bf16_cpu, sample_prior
@@ -262,7 +264,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     gather = dist.gather_with_grad
     stats = StatsWriter(run_dir, resume_images=images_seen if resume else None) if main else None
     # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
-    monitor = DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence)
+    monitor = DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence,
+                                collapse_rank=cfg.collapse_rank, dead_cycle=cfg.dead_cycle)
     diverged: str | None = None
     total = int(sched.total_kimg * 1000)
     bar = tqdm(total=total, initial=min(images_seen, total), unit="img", unit_scale=True, dynamic_ncols=True,
@@ -330,7 +333,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             bar.write(f"warning: metrics failed at {images_seen / 1000:g} kimg: {e}")
 
     # ------------------------------------------------------------------ the loop
-    keys = ("loss_E", "loss_G", "kl_real", "kl_fake", "gap", "recon_l1", "latent_cos")
+    keys = ("loss_E", "loss_G", "kl_real", "kl_fake", "gap", "recon_l1", "latent_cos", "cycle")
     acc = torch.zeros(len(keys), device=device)
     acc_n, t_log, img_log = 0, time.perf_counter(), images_seen
     t_start, start_iteration = time.perf_counter(), iteration
@@ -377,18 +380,22 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             iteration += 1
             bar.update(min(images_seen, total) - min(before, total))
             acc += torch.stack([le.total.detach().float(), lg.total.detach().float(), le.kl_real, le.kl_fake,
-                                le.kl_real - le.kl_fake, le.recon_l1, lg.latent_cos])
+                                le.kl_real - le.kl_fake, le.recon_l1, lg.latent_cos, le.cycle])
             acc_n += 1
 
             done = images_seen >= total
             stopping = stop_after is not None and iteration - start_iteration >= stop_after
             if acc_n >= cfg.log_every or done or stopping:
-                vals = dist.all_reduce_mean(acc / acc_n).tolist()  # the one host sync per record
+                # Collapse signals of this iteration's encoder batch only (one SVD per record), on the
+                # global batch: a local slice of a few codes would look collapsed. Every rank computes
+                # them from the same gathered codes, so all reach the same monitor verdict.
+                signals = batch_signals(dist.gather_with_grad(le.real_z), dist.gather_with_grad(le.fake_z))
+                vals = dist.all_reduce_mean(torch.cat([acc / acc_n, signals])).tolist()  # the one host sync per record
                 now = time.perf_counter()
                 last = {"images_seen": images_seen, "kimg": images_seen / 1000, "iteration": iteration,
                         "phase": st.phase, "resolution": st.resolution, "alpha": st.alpha, "lr": st.lr,
                         "margin": st.margin, "batch": B, "images_per_s": (images_seen - img_log) / max(now - t_log, 1e-9),
-                        **dict(zip(keys, vals))}
+                        **dict(zip(keys + SIGNAL_KEYS, vals))}
                 acc.zero_()
                 acc_n, t_log, img_log = 0, now, images_seen
                 if main:
@@ -431,7 +438,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             grids = _crossed(before, images_seen, cfg.grid_kimg) or phase_end or done
             if main and grids:
                 heldout_l1 = evaluate(st, write_grids=True)
-                stats.write({"images_seen": images_seen, "kimg": images_seen / 1000, "heldout_l1": heldout_l1})
+                # Which loss term drives E and G, on the last real batch (trajectory unchanged).
+                shares = gradient_shares(E, G, x, st.phase, st.alpha, st.margin, st.recon_weight, lcfg,
+                                         seed=cfg.seed * 1_000_003 + images_seen, autocast=autocast)
+                stats.write({"images_seen": images_seen, "kimg": images_seen / 1000, "heldout_l1": heldout_l1, **shares})
             if main and cfg.metrics and (_crossed(before, images_seen, cfg.metrics_kimg) or done):
                 run_metrics(st)
             if _crossed(before, images_seen, cfg.checkpoint_kimg) or done or stopping or phase_end:

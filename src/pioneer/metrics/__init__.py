@@ -16,6 +16,7 @@ Metrics and their weights (all offline unless said):
   ppl                    perceptual path length on the sphere (eps 1e-4), face crop at 128
   identity               median L2 of dlib face embeddings, input vs reconstruction
   attr_edit              attribute-edit benchmark on the synthetic faces (ground-truth labels)
+  collapse               code rank vs random codes, latent cycle, held-out L1 vs the mean face
 """
 
 from __future__ import annotations
@@ -295,4 +296,4 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 # Register the metrics (each module decorates its functions with @register).
-from . import fid, perceptual, ppl, identity, attributes  # noqa: E402,F401
+from . import fid, perceptual, ppl, identity, attributes, collapse  # noqa: E402,F401
