@@ -27,6 +27,7 @@ from tqdm import tqdm
 from . import distributed as dist
 from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_snapshot, save_training_state
 from .config import RESOLUTIONS, LossConfig, TrainConfig
+from .ema import EmaUpdate
 from .images import interleave, make_grid, save_png, to_float
 from .loss import DecoderLoss, EncoderLoss, decoder_loss, encoder_loss
 from .networks import Decoder, Encoder, compile_blocks, native_bf16_cpu, sample_prior
@@ -340,9 +341,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     prev_phase = st.phase
     interrupted = False
     E.train(), G.train()
-    # Parameter and buffer lists of the EMA update, built once (load_state_dict keeps the tensors).
-    ema_params, params = list(G_ema.parameters()), list(G.parameters())
-    ema_buffers, buffers = list(G_ema.buffers()), list(G.buffers())
+    update_ema = EmaUpdate(G_ema, G)  # G_ema's spectral-norm vectors fit its own weights
 
     try:
         while images_seen < total:
@@ -367,10 +366,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
                      for _ in range(lcfg.decoder_steps)]
             le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather, cfg.sn_cache)
 
-            # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, params, 1.0 - cfg.ema_decay)
-                torch._foreach_copy_(ema_buffers, buffers)
+            update_ema(cfg.ema_decay)
 
             before = images_seen
             images_seen += B
