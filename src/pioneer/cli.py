@@ -15,6 +15,7 @@ from click.core import ParameterSource
 
 from .config import DECODER_NORMS, PRESET_HELP, PRESETS, RESOLUTIONS, SPEED_OPTIONS, ConfigError, TrainConfig
 from .config import preset as _load_preset
+from .image_pool import pool_size
 from .schedule import describe, format_table
 
 
@@ -79,6 +80,8 @@ def _summary(cfg: TrainConfig, name: str) -> str:
         f"losses      kl x{cfg.loss.kl_weight:g}, L1 x{cfg.loss.recon_weight_fade:g}/{cfg.loss.recon_weight_stable:g} "
         f"(fade/stable), (1-cos) x{cfg.loss.latent_weight:.4f}, {cfg.loss.decoder_steps} decoder steps",
         f"optimiser   Adam betas {cfg.lr_betas}, eps {cfg.adam_eps:g}; EMA {cfg.ema_decay}",
+        "image pool  " + (f"{cfg.image_pool} fakes below 256px, {pool_size(cfg.image_pool, 256)} from 256px, "
+                          "once alpha = 1, emptied each phase" if cfg.image_pool else "off"),
         f"length      {cfg.schedule.total_kimg:g} kimg, fade-in {cfg.schedule.fade_kimg:g} kimg per phase",
         "speed       " + (", ".join(k for k in SPEED_OPTIONS if getattr(cfg, k)) or "eager float32 (all options off)"),
     ]
