@@ -83,19 +83,23 @@ class ImagePool:
                 writes[k] = j
                 fresh[j] = False
 
+        def upload(pairs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            # From the CPU without blocking (as the loop uploads its draws): no wait on the GPU.
+            a, b = torch.tensor(list(pairs)).T
+            return a.to(images.device, non_blocking=True), b.to(images.device, non_blocking=True)
+
         out = images.clone()
-        dev = images.device
         if from_pool:
-            j, k = (torch.tensor(t, device=dev) for t in zip(*from_pool))
+            j, k = upload(from_pool)
             out[j] = self._images[k].to(out.dtype)
         if from_batch:
-            j, i = (torch.tensor(t, device=dev) for t in zip(*from_batch))
+            j, i = upload(from_batch)
             out[j] = images[i]
         if writes:
-            k, i = (torch.tensor(t, device=dev) for t in zip(*writes.items()))
+            k, i = upload(writes.items())
             self._images[k] = images[i].to(self._images.dtype)
         self._count = count
-        return out, torch.tensor(fresh, device=dev)
+        return out, torch.tensor(fresh).to(images.device, non_blocking=True)
 
     def _allocate(self, images: torch.Tensor) -> None:
         """Storage on the images' device, in their dtype, holding what load_state_dict gave."""
