@@ -1,9 +1,10 @@
 """Spectral-norm vectors that fit the weights they normalise.
 
 torch's parametrizations.spectral_norm divides a weight W by sigma = u^T W v, where u and v
-(buffers `_u`, `_v`) advance by one power iteration per forward in training mode only. Two
-networks never run a training forward on their own weights: the EMA decoder (eval mode, its
-weights averaged, not trained) and any network written to an inference snapshot. Here:
+(buffers `_u`, `_v`) advance by one power iteration per forward in training mode only. So
+vectors can lag their weights: the EMA decoder never runs a training forward (eval mode, its
+weights averaged, not trained), and a trained network's vectors come from the forward before
+its last optimiser step. Here:
 
 * refresh_spectral_norm: power iterations on a module's own weights, no forward pass; the
   EMA update runs one per iteration, so G_ema's vectors track its slowly moving weights.
@@ -24,7 +25,8 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 
 def spectral_norm_layers(module: nn.Module) -> Iterator[tuple[str, nn.Module, _SpectralNorm]]:
     """(state-dict prefix of its vectors, layer, parametrization) of every spectral-normalised
-    weight in `module`; the vectors are `prefix + "._u"` and `prefix + "._v"`."""
+    weight in `module`; the vectors are `prefix + "._u"` and `prefix + "._v"`. Assumes spectral
+    norm is the weight's only parametrization (as make_conv builds it): it reads `original`."""
     for name, sub in module.named_modules():
         if parametrize.is_parametrized(sub, "weight"):
             for i, p in enumerate(sub.parametrizations.weight):
