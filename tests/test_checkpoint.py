@@ -6,6 +6,7 @@ import torch
 from pioneer.checkpoint import (CheckpointError, atomic_write, load_snapshot, load_training_state, save_snapshot,
                                 save_training_state)
 from pioneer.networks import Decoder, Encoder, sample_prior
+from pioneer.spectral import exact_spectral_vectors
 
 from conftest import tiny_model
 
@@ -25,11 +26,39 @@ def test_snapshot_round_trip_gives_identical_outputs(tmp_path):
     E2.load_state_dict(snap.encoder_state)
     G2.load_state_dict(snap.decoder_state)
     E2.eval(), G2.eval()
+    # The snapshot holds E's weights with exactly converged spectral-norm vectors.
+    E.load_state_dict(exact_spectral_vectors(E), strict=False)
     z = sample_prior(4, cfg.latent_dim)
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     with torch.no_grad():
         assert torch.equal(G(z, 2, 0.25), G2(z, 2, 0.25))
         assert torch.equal(E(x, 2, 0.25), E2(x, 2, 0.25))
+
+
+def test_snapshot_folds_the_exact_sigma(tmp_path):
+    """Stale spectral-norm vectors in the networks; the snapshot's folded weights (as
+    Pioneer.load uses them) have spectral norm 1 by exact SVD, and the networks are untouched."""
+    from pioneer import Pioneer
+    from pioneer.spectral import spectral_norm_layers
+    torch.manual_seed(0)
+    cfg = tiny_model()
+    E, G = Encoder(cfg), Decoder(cfg)
+    with torch.no_grad():  # the weights move, the vectors do not (as G_ema's did)
+        for p in list(E.parameters()) + list(G.parameters()):
+            p.mul_(1 + 0.5 * torch.rand_like(p))
+    before = {k: v.clone() for k, v in (E.state_dict() | G.state_dict()).items()}
+    save_snapshot(tmp_path / "snap.safetensors", G, E, cfg, level=2, alpha=1.0, images_seen=0)
+    assert all(torch.equal(v, (E.state_dict() | G.state_dict())[k]) for k, v in before.items())
+    model = Pioneer.load(tmp_path / "snap.safetensors", device="cpu")
+    folded = [folded_net.get_submodule(prefix.split(".parametrizations")[0]).weight
+              for net, folded_net in ((E, model.encoder), (G, model.decoder))
+              for prefix, _, _ in spectral_norm_layers(net)]
+    assert len(folded) == (2 * 2 + 2) + 2 * 3  # E: 2 blocks, final conv, to_code; G: 3 blocks
+    sigmas = torch.stack([torch.linalg.matrix_norm(w.double().flatten(1), ord=2) for w in folded])
+    torch.testing.assert_close(sigmas, torch.ones_like(sigmas), rtol=0, atol=1e-4)
+    # The stale vectors would not have given 1.
+    stale = E.eval().blocks["b16"].conv1.weight.flatten(1)
+    assert abs(torch.linalg.matrix_norm(stale, ord=2).item() - 1) > 1e-3
 
 
 def test_snapshot_errors_name_the_problem(tmp_path):

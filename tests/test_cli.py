@@ -29,6 +29,21 @@ def test_dry_run_prints_schedule_without_data():
     assert r.exit_code == 0 and "64x64" not in r.output and "0.5" not in r.output.split("kimg")[-1]
 
 
+def test_image_pool_in_the_paper_presets_only():
+    from pioneer.config import ConfigError, TrainConfig, preset
+    for name in ("celebahq256", "lsun256", "pioneer-celebahq256"):
+        cfg = preset(name)
+        assert cfg.image_pool == 200 and TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert preset("synthetic64").image_pool == 0
+    old = preset("celebahq256").to_dict()
+    del old["image_pool"]                      # options.json of runs from before the field: off
+    assert TrainConfig.from_dict(old).image_pool == 0
+    with pytest.raises(ConfigError, match="image_pool"):
+        TrainConfig.from_dict({**old, "image_pool": -1})
+    assert "200 fakes below 256px, 100 from 256px" in run("train", "--preset", "lsun256", "--dry-run").output
+    assert "image pool  off" in run("train", "--dry-run").output
+
+
 def _one_line_error(r, *needles):
     """Exactly one 'Error:' line that names the problem (click may add its usage lines above)."""
     assert r.exit_code != 0

@@ -137,3 +137,61 @@ def test_point_convs_equal_the_direct_convolutions(weight_norm):
     want = F.conv2d(h, conv_weight(conv), conv.bias).flatten(1)            # (3, 5)
     torch.testing.assert_close(conv_to_point(conv, h), want)
     torch.testing.assert_close(conv_to_point(conv, h.contiguous(memory_format=torch.channels_last)), want)
+
+
+def _decaying_spectra(net: torch.nn.Module) -> None:
+    """Give every spectral-normalised weight a decaying spectrum (s_i ~ 1/sqrt(i)), as trained
+    weights have; random init has nearly equal top singular values, where no power iteration
+    converges quickly."""
+    from pioneer.spectral import refresh_spectral_norm, spectral_norm_layers, weight_matrix
+    with torch.no_grad():
+        for _, layer, sn in spectral_norm_layers(net):
+            w = layer.parametrizations.weight.original
+            U, S, Vh = torch.linalg.svd(weight_matrix(w, sn.dim), full_matrices=False)
+            w.copy_(((U * (S[0] / torch.arange(1, len(S) + 1) ** 0.5)) @ Vh).view_as(w))
+    refresh_spectral_norm(net, 50)
+
+
+def test_ema_decoder_has_spectral_norm_vectors_of_its_own():
+    """After EMA updates towards a moving G, the weight G_ema applies (W / u^T W v) has exact
+    spectral norm 1 within 1e-5 per layer; with G's vectors copied instead it is off by far more."""
+    import copy
+    from pioneer.ema import EmaUpdate
+    from pioneer.spectral import effective_sigmas, refresh_spectral_norm
+    torch.manual_seed(0)
+    G = Decoder(tiny_model(width=1 / 16, min_channels=16))
+    _decaying_spectra(G)
+    ema, copied = copy.deepcopy(G).eval(), copy.deepcopy(G).eval()
+    update = EmaUpdate(ema, G)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(60):
+        with torch.no_grad():  # a training step of G and its own power iteration
+            for p in G.parameters():
+                if p.dim() == 4:
+                    p.add_(torch.randn(p.shape, generator=g) * 0.03 * p.std())
+        refresh_spectral_norm(G)
+        update(0.9)
+        with torch.no_grad():  # the old update: average the weights, copy G's vectors
+            torch._foreach_lerp_(list(copied.parameters()), list(G.parameters()), 0.1)
+            torch._foreach_copy_(list(copied.buffers()), list(G.buffers()))
+    ours, theirs = effective_sigmas(ema), effective_sigmas(copied)
+    assert len(ours) == 2 * 3  # two SN convs per block, three levels
+    assert max(abs(s - 1) for s in ours.values()) < 1e-5, ours
+    assert max(abs(s - 1) for s in theirs.values()) > 1e-4, theirs
+    for a, b in zip(ema.parameters(), copied.parameters()):  # the same averaged weights
+        torch.testing.assert_close(a, b)
+
+
+def test_exact_spectral_vectors_give_the_largest_singular_value():
+    from pioneer.spectral import exact_spectral_vectors, effective_sigmas, top_singular_vectors
+    torch.manual_seed(0)
+    E = Encoder(tiny_model())
+    before = {k: v.clone() for k, v in E.state_dict().items()}
+    vectors = exact_spectral_vectors(E)
+    assert all(torch.equal(v, E.state_dict()[k]) for k, v in before.items())  # E is not changed
+    E.load_state_dict(vectors, strict=False)
+    assert max(abs(s - 1) for s in effective_sigmas(E).values()) < 1e-6
+    for shape in ((5, 40), (40, 5)):  # both Gram sides
+        w = torch.randn(*shape, dtype=torch.float64)
+        u, v = top_singular_vectors(w)
+        torch.testing.assert_close(u @ w @ v, torch.linalg.svdvals(w)[0])

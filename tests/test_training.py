@@ -42,14 +42,18 @@ def test_fade_images_endpoints():
     torch.testing.assert_close(fade_images(x, 0.0), low)
 
 
-@pytest.mark.parametrize("sn_cache", [False, True])
-def test_exact_resume_bit_for_bit(tmp_path, sn_cache):
-    """N+M iterations in one go == N iterations, stop, resume, M iterations (CPU, bitwise)."""
-    cfg = tiny_config(sn_cache=sn_cache)
+@pytest.mark.parametrize("sn_cache,image_pool,stop", [(False, 0, 31), (True, 0, 31), (False, 24, 60)])
+def test_exact_resume_bit_for_bit(tmp_path, sn_cache, image_pool, stop):
+    """N+M iterations in one go == N iterations, stop, resume, M iterations (CPU, bitwise).
+    With the image pool: stopped in the stable part of the last phase, the pool full."""
+    cfg = tiny_config(sn_cache=sn_cache, image_pool=image_pool)
     cache = tmp_path / "cache"
     full = train(cfg, tmp_path / "full", cache_dir=cache, progress=False)
-    part = train(cfg, tmp_path / "split", cache_dir=cache, progress=False, stop_after=31)
-    assert part.interrupted and part.iterations == 31
+    part = train(cfg, tmp_path / "split", cache_dir=cache, progress=False, stop_after=stop)
+    assert part.interrupted and part.iterations == stop
+    if image_pool:
+        pool = load_training_state(tmp_path / "split" / "training-state.pt")["image_pool"]
+        assert pool["size"] == image_pool and pool["images"].shape == (image_pool, 3, 16, 16)
     rest = train(cfg, tmp_path / "split", cache_dir=cache, progress=False, resume=True)
     assert rest.iterations == full.iterations and rest.images_seen == full.images_seen
     a = load_training_state(tmp_path / "full" / "training-state.pt")
@@ -58,6 +62,10 @@ def test_exact_resume_bit_for_bit(tmp_path, sn_cache):
         _states_equal(a[key], b[key])
     assert any(k.endswith("_u") for k in a["encoder"])
     assert torch.equal(a["generator"], b["generator"])
+    assert ("image_pool" in a) == bool(image_pool)
+    if image_pool:
+        assert a["image_pool"]["size"] == b["image_pool"]["size"]
+        assert torch.equal(a["image_pool"]["images"], b["image_pool"]["images"])
     for key in ("opt_encoder", "opt_decoder"):
         for pa, pb in zip(a[key]["state"].values(), b[key]["state"].values()):
             assert torch.equal(pa["exp_avg"], pb["exp_avg"]) and torch.equal(pa["exp_avg_sq"], pb["exp_avg_sq"])
@@ -181,13 +189,15 @@ def _ddp_worker(rank: int, world: int, port: int, cfg, root: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_gloo_matches_single_process(tmp_path):
+@pytest.mark.parametrize("image_pool", [0, 12])
+def test_two_process_gloo_matches_single_process(tmp_path, image_pool):
     """Two gloo ranks with half the batch each = one process with the whole batch: the same
     gradients (KL statistics over the global batch), the same losses along a short run, and
-    bit-identical networks (spectral-norm vectors too) on both ranks."""
+    bit-identical networks (spectral-norm vectors too) on both ranks. The image pool runs on
+    the gathered global batch, so it keeps that property."""
     import dataclasses
     torch.set_num_threads(1)  # as in the workers: conv kernels sum in the same order
-    cfg = tiny_config()
+    cfg = tiny_config(image_pool=image_pool)
     cfg = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, total_kimg=0.2), log_every=1)
     single = train(cfg, tmp_path / "single", cache_dir=tmp_path / "cache", progress=False)
     x, z = _global_batch(cfg)
@@ -286,3 +296,15 @@ def test_monitor_stop_policy_keeps_the_last_good_checkpoint(tmp_path, monkeypatc
     state = load_training_state(tmp_path / "run" / "training-state.pt")
     assert all(torch.isfinite(v).all() for v in state["encoder"].values() if v.is_floating_point())
     assert state["images_seen"] <= 20 * 8
+
+
+def test_resume_from_a_state_without_an_image_pool(tmp_path):
+    """A training state written without a pool (older pioneer, or the pool off) resumes with the
+    pool on: it starts empty and the next checkpoint holds it."""
+    cfg = tiny_config()
+    train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, stop_after=52)
+    assert "image_pool" not in load_training_state(tmp_path / "run" / "training-state.pt")
+    res = train(tiny_config(image_pool=16), tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, resume=True)
+    assert res.images_seen >= 600
+    pool = load_training_state(tmp_path / "run" / "training-state.pt")["image_pool"]
+    assert pool["size"] == 16 and pool["images"].shape == (16, 3, 16, 16)

@@ -1,7 +1,7 @@
 """Two kinds of checkpoint, both written atomically.
 
 * Snapshot (safetensors, no pickle): EMA decoder + encoder + ModelConfig + the level and alpha
-  reached. Everything inference needs.
+  reached, spectral-norm vectors exactly converged. Everything inference needs.
 * Training state (torch.save, loaded with weights_only=True): networks, EMA, optimizers,
   spectral-norm vectors (inside the state dicts), RNG states and images seen. Everything an
   exact resume needs.
@@ -27,6 +27,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from .config import ModelConfig
+from .spectral import exact_spectral_vectors
 
 SNAPSHOT_FORMAT = "pioneer-snapshot"
 STATE_FORMAT = "pioneer-training-state"
@@ -64,14 +65,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def _tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+def _tensors(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def _inference_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state dict with exact spectral-norm vectors in place of its own.
+
+    Why vectors and not folded weights: the keys stay those of the networks, so load_snapshot,
+    Pioneer.load (which folds W / sigma at load time, eval mode) and snapshots written before
+    this change all load as before; with exact u, v that fold divides by the exact largest
+    singular value. The training networks are not touched (the vectors are computed aside).
+    """
+    return module.state_dict() | exact_spectral_vectors(module)
 
 
 def save_snapshot(path: str | Path, decoder: nn.Module, encoder: nn.Module, cfg: ModelConfig,
                   level: int, alpha: float, images_seen: int, extra: dict[str, Any] | None = None) -> None:
-    """Inference snapshot: `decoder` should be the EMA decoder."""
-    tensors = _tensors("decoder", decoder) | _tensors("encoder", encoder)
+    """Inference snapshot: `decoder` should be the EMA decoder. Spectral-norm vectors are
+    stored exactly converged (see _inference_state), whatever the networks' own vectors are."""
+    tensors = _tensors("decoder", _inference_state(decoder)) | _tensors("encoder", _inference_state(encoder))
     meta = {
         "format": SNAPSHOT_FORMAT,
         "version": str(FORMAT_VERSION),

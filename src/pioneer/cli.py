@@ -16,6 +16,7 @@ from click.core import ParameterSource
 from .config import DECODER_NORMS, PRESET_HELP, PRESETS, RECIPES, RESOLUTIONS, SPEED_OPTIONS, ConfigError, TrainConfig
 from .config import recipe_of, with_recipe
 from .config import preset as _load_preset
+from .image_pool import pool_size
 from .schedule import describe, format_table
 
 
@@ -85,6 +86,8 @@ def _summary(cfg: TrainConfig, name: str) -> str:
         f"recipe      {recipe_of(cfg)}: code gain {m.code_gain:.4g} into the decoder, decoder L1 "
         f"x{cfg.loss.decoder_recon_weight:g}, encoder (1-cos) x{cfg.loss.encoder_cycle_weight:g}",
         f"optimiser   Adam betas {cfg.lr_betas}, eps {cfg.adam_eps:g}; EMA {cfg.ema_decay}",
+        "image pool  " + (f"{cfg.image_pool} fakes below 256px, {pool_size(cfg.image_pool, 256)} from 256px, "
+                          "once alpha = 1, emptied each phase" if cfg.image_pool else "off"),
         f"length      {cfg.schedule.total_kimg:g} kimg, fade-in {cfg.schedule.fade_kimg:g} kimg per phase",
         f"health      {cfg.on_divergence} on NaN, |KL gap| > {cfg.gap_threshold:g}"
         + (f", real-code rank < {cfg.collapse_rank:g}" if cfg.collapse_rank > 0 else "")

@@ -160,6 +160,10 @@ class TrainConfig:
     lr_betas: tuple[float, float] = (0.0, 0.99)  # Adam betas of the paper (bp code used 0.9)
     adam_eps: float = 1e-8
     ema_decay: float = 0.999         # per iteration, on the decoder's weights
+    # The authors' image pool for the encoder's fake KL term (image_pool.py): this many fakes
+    # kept below 256 px, half as many from 256 px on (authors: 200, so 100 at 256); emptied at
+    # each phase change, used once the phase is stable (alpha = 1). 0 = off.
+    image_pool: int = 0
     log_every: int = 20              # iterations between stats records (one host sync each)
     grid_kimg: float = 50.0          # image grids
     snapshot_kimg: float = 100.0     # numbered inference snapshots
@@ -184,6 +188,10 @@ class TrainConfig:
     # phase 2 (16 px) on. 0 = off: the paper's recipe itself runs with a dead cycle (about 1) for
     # a long time at the start. 0.98 when on.
     dead_cycle: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.image_pool < 0:
+            raise ConfigError(f"image_pool {self.image_pool} must be >= 0 (0 = off)")
 
     def eager(self) -> "TrainConfig":
         """The same run on the plain eager float32 path (every speed option off)."""
@@ -314,6 +322,7 @@ def _celebahq256() -> TrainConfig:
         schedule=ScheduleConfig(rules=_celebahq_rules(), batch_sizes=_paper_batches(), total_kimg=25480.0),
         data=None,  # the user names the data set
         lr_betas=(0.0, 0.99),
+        image_pool=200,  # the authors' code has it (100 at 256 px); lsun256 and pioneer-celebahq256 inherit it
         grid_kimg=200.0,
         snapshot_kimg=1000.0,
         checkpoint_kimg=200.0,

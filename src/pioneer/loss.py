@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .config import LossConfig
+from .image_pool import PoolFn
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
 
@@ -46,7 +47,7 @@ class EncoderLoss:
     kl_real: torch.Tensor       # KL of E(x), raw (before kl_weight)
     kl_fake: torch.Tensor       # KL of E(G(z)), raw
     recon_l1: torch.Tensor      # mean |G(E(x)) - x|
-    cycle: torch.Tensor         # mean (1 - cos(z, E(G(z)))) on the fake term's prior codes
+    cycle: torch.Tensor         # mean (1 - cos(z, E(G(z)))) on the fake term's prior codes (fresh fakes only)
     real_z: torch.Tensor        # (B, D) E(x), detached: the decoder's reconstruction term and diagnostics
     fake_z: torch.Tensor        # (B, D) E(G(z)), detached
 
@@ -61,17 +62,22 @@ class DecoderLoss:
 
 def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Tensor, level: int,
                  alpha: float, margin: float, recon_weight: float, cfg: LossConfig,
-                 gather: Gather = _identity) -> EncoderLoss:
+                 gather: Gather = _identity, pool: PoolFn | None = None) -> EncoderLoss:
     """Loss of the encoder step. x: (B, 3, r, r) real images (faded), z_prior: (B, D).
 
     Gradients reach E directly and through G; the caller updates only E's parameters.
     `gather` concatenates codes from all ranks so the KL batch statistics cover the global batch.
+    pool: replaces some fakes G(z_prior) by older ones (image_pool.py) and says which are fresh;
+    the cycle term uses only the fresh ones, a pooled image was decoded from another code.
     """
     real_z = E(x, level, alpha)                               # (B, D)
     recon = G(real_z, level, alpha)                           # (B, 3, r, r)
     recon_l1 = (recon.float() - x.float()).abs().mean()
     with torch.no_grad():
         fake = G(z_prior, level, alpha)
+        fresh = torch.ones(len(fake), dtype=torch.bool, device=fake.device)   # (B,)
+        if pool is not None:
+            fake, fresh = pool(fake)
     fake_z = E(fake, level, alpha)
     kl_real = kl_divergence(gather(real_z))
     kl_fake = kl_divergence(gather(fake_z))
@@ -79,7 +85,11 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
     # The hinge bounds the gap from below: no reward for pushing it past -margin.
     adversarial = gap.clamp(min=-margin) if margin > 0 else gap
     total = cfg.kl_weight * adversarial + recon_weight * recon_l1
-    cycle = (1 - (z_prior.float() * fake_z.float()).sum(dim=1)).mean()
+    # Mean over the global batch's fresh entries: a rank's share then does not depend on how
+    # many of its own entries are fresh (one gather of (B, 2)).
+    per_image = 1 - (z_prior.float() * fake_z.float()).sum(dim=1)              # (B,)
+    c, f = gather(torch.stack([per_image, fresh.float()], dim=1)).unbind(1)     # (world*B,) each
+    cycle = (c * f).sum() / f.sum().clamp_min(1.0)
     if cfg.encoder_cycle_weight > 0:
         total = total + cfg.encoder_cycle_weight * cycle
     return EncoderLoss(total, kl_real.detach(), kl_fake.detach(), recon_l1.detach(), cycle.detach(),

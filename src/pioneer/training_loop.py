@@ -28,7 +28,9 @@ from . import distributed as dist
 from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_snapshot, save_training_state
 from .config import RESOLUTIONS, LossConfig, ModelConfig, TrainConfig
 from .diagnostics import SIGNAL_KEYS, batch_signals
+from .ema import EmaUpdate
 from .grad_shares import gradient_shares
+from .image_pool import ImagePool, PoolFn, global_pool, pool_size
 from .images import interleave, make_grid, save_png, to_float
 from .loss import DecoderLoss, EncoderLoss, decoder_loss, encoder_loss
 from .networks import Decoder, Encoder, compile_blocks, native_bf16_cpu, sample_prior
@@ -148,7 +150,7 @@ def make_optimizer(net: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.o
 def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.optim.Optimizer,
                        opt_G: torch.optim.Optimizer, x: torch.Tensor, z: torch.Tensor, z_dec: list[torch.Tensor],
                        st: TrainState, lcfg: LossConfig, autocast: Any, gather: Any = dist.gather_with_grad,
-                       sn_cache: bool = False) -> tuple[EncoderLoss, DecoderLoss]:
+                       sn_cache: bool = False, pool: PoolFn | None = None) -> tuple[EncoderLoss, DecoderLoss]:
     """One PIONEER iteration: an encoder step on real images x (B, 3, r, r) with prior codes z
     (B, D) for its fake term, then one decoder step per code batch in z_dec. Gradients are
     averaged over ranks before each optimiser step.
@@ -156,12 +158,13 @@ def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.opti
     sn_cache: compute each spectral-normalised weight once per step instead of once per
     forward. The encoder step runs E and G twice each with unchanged weights, so this halves
     the power iterations and weight divisions there (one power iteration per step, not two).
+    pool: passes the encoder step's fakes through the image pool (see encoder_loss).
     """
     cached = parametrize.cached if sn_cache else contextlib.nullcontext
     # Encoder step: E's parameters only; gradients flow through G.
     E.requires_grad_(True), G.requires_grad_(False)
     with autocast, cached():
-        le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather)
+        le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather, pool)
     opt_E.zero_grad(set_to_none=True)
     le.total.backward()
     dist.average_gradients(E.parameters())
@@ -224,6 +227,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
         warnings.warn("bf16 is emulated on this CPU (no AVX512-BF16/AMX) and slower than float32: "
                       "train with --no-amp", stacklevel=2)
     opt_E, opt_G = make_optimizer(E, cfg, sched.rules[0].lr), make_optimizer(G, cfg, sched.rules[0].lr)
+    pool = ImagePool(pool_size(cfg.image_pool, RESOLUTIONS[0])) if cfg.image_pool else None
 
     gen = torch.Generator().manual_seed(cfg.seed)  # batch order lives in `stream`; flips and codes here
     stream = IndexStream(torch.as_tensor(split.train, dtype=torch.long), cfg.seed)
@@ -238,6 +242,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             G_ema.load_state_dict(state["decoder_ema"])
             opt_E.load_state_dict(state["opt_encoder"])
             opt_G.load_state_dict(state["opt_decoder"])
+            if pool is not None and "image_pool" in state:
+                pool.load_state_dict(state["image_pool"])
+            elif pool is not None:  # an older state, or the pool newly switched on: start empty
+                pool.reset(pool_size(cfg.image_pool, state_at(sched, lcfg, int(state["images_seen"])).resolution))
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"{run_dir / STATE_FILE} does not fit the networks: {e}") from e
         gen.set_state(state["generator"])
@@ -292,7 +300,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             "encoder": E.state_dict(), "decoder": G.state_dict(), "decoder_ema": G_ema.state_dict(),
             "opt_encoder": opt_E.state_dict(), "opt_decoder": opt_G.state_dict(),
             "generator": gen.get_state(), "stream": stream.state_dict(), "torch_rng": torch.get_rng_state(),
-            "world_size": world,
+            "world_size": world, **({"image_pool": pool.state_dict()} if pool is not None else {}),
         })
         save_snapshot(run_dir / SNAPSHOT_FILE, G_ema, E, mcfg, st.phase, st.alpha, images_seen,
                       extra={"data": cfg.data})
@@ -343,9 +351,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     prev_phase = st.phase
     interrupted = False
     E.train(), G.train()
-    # Parameter and buffer lists of the EMA update, built once (load_state_dict keeps the tensors).
-    ema_params, params = list(G_ema.parameters()), list(G.parameters())
-    ema_buffers, buffers = list(G_ema.buffers()), list(G.buffers())
+    update_ema = EmaUpdate(G_ema, G)  # G_ema's spectral-norm vectors fit its own weights
 
     try:
         while images_seen < total:
@@ -368,12 +374,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
             x = real_batch(pyramid, idx, st.resolution, device, cfg.channels_last, st.alpha, flip)
             z_dec = [sample_prior(B, mcfg.latent_dim, gen)[lo:hi].to(device, non_blocking=True)
                      for _ in range(lcfg.decoder_steps)]
-            le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather, cfg.sn_cache)
+            pooled = global_pool(pool, gen, gather, lo, hi) if pool is not None and st.alpha >= 1 else None
+            le, lg = training_iteration(E, G, opt_E, opt_G, x, z, z_dec, st, lcfg, autocast, gather, cfg.sn_cache,
+                                        pooled)
 
-            # EMA of the decoder weights; buffers (spectral-norm vectors) are copied.
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, params, 1.0 - cfg.ema_decay)
-                torch._foreach_copy_(ema_buffers, buffers)
+            update_ema(cfg.ema_decay)
 
             before = images_seen
             images_seen += B
@@ -435,6 +440,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
 
             st_after = state_at(sched, lcfg, images_seen)
             phase_end = st_after.phase != st.phase
+            if phase_end and pool is not None:  # emptied here, so the checkpoint below holds the new phase's pool
+                pool.reset(pool_size(cfg.image_pool, st_after.resolution))
             grids = _crossed(before, images_seen, cfg.grid_kimg) or phase_end or done
             if main and grids:
                 heldout_l1 = evaluate(st, write_grids=True)
