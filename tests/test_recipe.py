@@ -80,3 +80,31 @@ def test_encoder_cycle_term_adds_one_minus_cos_on_prior_codes():
     torch.testing.assert_close(b.cycle, expected.detach(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(b.total - a.total, 3.0 * b.cycle, rtol=1e-4, atol=1e-5)
     assert b.real_z.shape == (6, 32) and b.fake_z.shape == (6, 32) and not b.real_z.requires_grad
+
+
+def _learning_run(tmp_path, recipe: str):
+    """A short progressive run to 16 px on 512 synthetic faces, then on 128 prior codes z:
+    (1 - cos(z, E(G_ema(z))), effective rank of E(G_ema(z))). About 20 s on 2 cores."""
+    from pioneer.config import Rule, ScheduleConfig
+    from pioneer.diagnostics import cycle_error, effective_rank
+    from pioneer.training_loop import train
+
+    sched = ScheduleConfig(rules=(Rule(0.0, 0, 1e-3, 0.0), Rule(2.0, 1, 1e-3, 0.0), Rule(4.0, 2, 1e-3, 0.0)),
+                           fade_kimg=1.0, batch_sizes={4: 16, 8: 16, 16: 16}, total_kimg=8.0, lr_rampdown_kimg=2.0)
+    cfg = tiny_config(model=tiny_model(latent_dim=64, width=1 / 32), schedule=sched, data="synthetic:512",
+                      log_every=10, grid_kimg=100.0, snapshot_kimg=100.0, checkpoint_kimg=100.0, collapse_rank=0.0)
+    res = train(with_recipe(cfg, recipe), tmp_path / recipe, cache_dir=tmp_path / "cache", progress=False)
+    E, G = res.encoder.eval(), res.decoder_ema.eval()
+    with torch.no_grad():
+        z = sample_prior(128, 64, torch.Generator().manual_seed(1))
+        e = E(G(z, 2), 2)
+        return cycle_error(z, e), effective_rank(e)
+
+
+@pytest.mark.slow
+def test_small_recipe_learns_the_latent_cycle_where_the_authors_recipe_does_not(tmp_path):
+    small_cycle, small_rank = _learning_run(tmp_path, "small")
+    authors_cycle, authors_rank = _learning_run(tmp_path, "authors")
+    # Measured (1 thread): small 0.17 / rank 49, authors 0.94 / rank 15.
+    assert small_cycle < 0.5 < 0.85 < authors_cycle
+    assert small_rank > authors_rank
