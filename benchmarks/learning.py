@@ -3,6 +3,7 @@
     python benchmarks/learning.py measure runs/00000-synthetic64          # a finished run
     python benchmarks/learning.py proxy --out /tmp/p0                    # the short proxy, today's recipe
     python benchmarks/learning.py proxy --out /tmp/p1 --set loss.decoder_recon_weight=1
+    python benchmarks/learning.py proxy --out /tmp/p2 --recipe small      # the recipe of the default preset
     python benchmarks/learning.py train --out /tmp/full --seed 1         # the full default run, then measure
 
 Measured on the first 256 held-out faces at the model's resolution:
@@ -35,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from pioneer import Pioneer  # noqa: E402
-from pioneer.config import Rule, TrainConfig, preset  # noqa: E402
+from pioneer.config import RECIPES, Rule, TrainConfig, preset, with_recipe  # noqa: E402
 from pioneer.diagnostics import code_variance, cycle_error, effective_rank  # noqa: E402
 
 
@@ -58,9 +59,10 @@ def apply_overrides(cfg: TrainConfig, sets: list[str]) -> TrainConfig:
     return cfg
 
 
-def proxy_config(sets: list[str], seed: int) -> TrainConfig:
-    """The default preset cut to phases 0-2 (4, 8, 16 px) and 32 kimg, with a 4 kimg lr ramp."""
-    cfg = preset("synthetic64")
+def proxy_config(sets: list[str], seed: int, recipe: str = "authors") -> TrainConfig:
+    """The default preset cut to phases 0-2 (4, 8, 16 px) and 32 kimg, with a 4 kimg lr ramp,
+    on the given recipe (default: the authors', so that --set tests one change against it)."""
+    cfg = with_recipe(preset("synthetic64"), recipe)
     kimg = {0: 0.0, 1: 8.0, 2: 20.0}
     rules = tuple(Rule(k, p, cfg.schedule.rules[0].lr, 0.0) for p, k in kimg.items())
     cfg = dataclasses.replace(
@@ -125,6 +127,8 @@ def main() -> None:
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
         q.add_argument("--preset", default="synthetic64")
+        q.add_argument("--recipe", choices=RECIPES, default="authors" if name == "proxy" else None,
+                       help="recipe before --set (proxy default: authors; train default: the preset's)")
     for q in sub.choices.values():
         q.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
         q.add_argument("--no-attributes", action="store_true", help="skip the attribute classifier")
@@ -138,8 +142,11 @@ def main() -> None:
         path = Path(a.model)
         snapshot = path / "snapshot.safetensors" if path.is_dir() else path
     else:
-        cfg = proxy_config(a.set, a.seed) if a.cmd == "proxy" else apply_overrides(
-            dataclasses.replace(preset(a.preset), seed=a.seed), a.set)
+        if a.cmd == "proxy":
+            cfg = proxy_config(a.set, a.seed, a.recipe)
+        else:
+            cfg = dataclasses.replace(preset(a.preset), seed=a.seed)
+            cfg = apply_overrides(with_recipe(cfg, a.recipe) if a.recipe else cfg, a.set)
         record.update(_train(cfg, Path(a.out), a.cache_dir))
         snapshot = Path(a.out) / "snapshot.safetensors"
     record.update(measure(snapshot, attributes=not a.no_attributes, cache_dir=a.cache_dir))

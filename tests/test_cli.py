@@ -112,7 +112,7 @@ def test_ctrl_c_checkpoints_and_resume_continues(tmp_path):
 
 
 @pytest.mark.parametrize("flags, speed", [
-    ([], "channels_last"),                                          # the default preset
+    ([], "channels_last, sn_cache"),                                # the default preset
     (["--optimised"], "amp, channels_last, sn_cache"),
     (["--eager"], "eager float32 (all options off)"),
     (["--eager", "--amp"], "amp"),                                  # single flags apply on top

@@ -93,6 +93,9 @@ class LossConfig:
     # The encoder also minimises encoder_cycle_weight * (1 - cos(z, E(G(z)))) on the prior codes
     # of its fake term: E is asked to invert G (as ALAE trains its encoder).
     encoder_cycle_weight: float = 0.0
+    # The encoder also minimises encoder_prior_weight * MMD^2(E(x), prior codes): the batch KL
+    # only matches per-dimension moments, so real codes may fill few directions of the sphere.
+    encoder_prior_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,10 @@ def recipe_of(cfg: TrainConfig) -> str:
 
 
 SMALL_DECODER_RECON = 1.0   # weight of |G(E(x)) - x| in the decoder's loss, as lambda_X's fade-in value
-SMALL_ENCODER_CYCLE = 3.0   # weight of 1 - cos(z, E(G(z))) in the encoder's loss
+# Weight of 1 - cos(z, E(G(z))) in the encoder's loss. Higher closes the cycle further but E
+# then learns to read patterns G hides in its samples, which stop looking like faces (1.0 and 3.0
+# did; docs/collapse.md).
+SMALL_ENCODER_CYCLE = 0.3
 
 # ----------------------------------------------------------------------------------------------
 # Presets. Margins are in paper units (the official code's values x 10).
@@ -297,7 +303,9 @@ def _synthetic64() -> TrainConfig:
     rules = tuple(Rule(k, p, 1e-3, 0.0) for p, k in enumerate(kimg)) + (Rule(72.0, 4, 1e-3, 0.2),)
     # The authors' recipe collapses at this width and length (docs/collapse.md): use the small one.
     return with_recipe(TrainConfig(
-        model=ModelConfig(max_resolution=64, width=1 / 16, min_channels=16),
+        # A 128-d code: these networks carry about 45 independent directions through E(G(z)) at
+        # this budget (docs/collapse.md), so most of a 512-d prior code would be noise to them.
+        model=ModelConfig(max_resolution=64, latent_dim=128, width=1 / 16, min_channels=16),
         loss=LossConfig(),
         schedule=ScheduleConfig(
             rules=rules,
@@ -312,6 +320,7 @@ def _synthetic64() -> TrainConfig:
         checkpoint_kimg=5.0,
         log_every=10,
         channels_last=True,
+        sn_cache=True,
     ), "small")
 
 

@@ -41,6 +41,18 @@ def kl_divergence(z: torch.Tensor) -> torch.Tensor:
     return ((var + mean.square()) / 2 - var.log() / 2 - 0.5).mean()
 
 
+def mmd(a: torch.Tensor, b: torch.Tensor, scales: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)) -> torch.Tensor:
+    """Squared maximum mean discrepancy between code batches a: (N, D) and b: (M, D) with a sum of
+    inverse multiquadratic kernels C / (C + |x - y|^2) (as WAE-MMD uses); unit codes lie within
+    distance 2 of each other, so the scales C cover that range. Biased estimate (diagonals kept)."""
+    a, b = a.float(), b.float()
+    x = torch.cat([a, b])                                       # (N + M, D)
+    d2 = torch.cdist(x, x).square()                             # (N + M, N + M)
+    k = sum(c / (c + d2) for c in scales)
+    n = len(a)
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
 @dataclass
 class EncoderLoss:
     total: torch.Tensor
@@ -92,6 +104,8 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
     cycle = (c * f).sum() / f.sum().clamp_min(1.0)
     if cfg.encoder_cycle_weight > 0:
         total = total + cfg.encoder_cycle_weight * cycle
+    if cfg.encoder_prior_weight > 0:
+        total = total + cfg.encoder_prior_weight * mmd(gather(real_z), gather(z_prior))
     return EncoderLoss(total, kl_real.detach(), kl_fake.detach(), recon_l1.detach(), cycle.detach(),
                        real_z.detach(), fake_z.detach())
 
