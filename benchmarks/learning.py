@@ -48,6 +48,8 @@ def apply_overrides(cfg: TrainConfig, sets: list[str]) -> TrainConfig:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             value = raw
+        if key == "schedule.rules":                  # [[start_kimg, phase, lr, margin], ...]
+            value = [Rule(*map(float, r[:1]), int(r[1]), *map(float, r[2:])) for r in value]
         if isinstance(value, list):
             value = tuple(value)
         parts = key.split(".")

@@ -70,12 +70,17 @@ def test_decoder_reconstruction_term_trains_the_decoder_only_on_real_images():
     torch.testing.assert_close(off.total, plain.total, rtol=1e-5, atol=1e-6)
 
 
-def test_encoder_cycle_term_adds_one_minus_cos_on_prior_codes():
+def _encoder_losses(**weights):
+    """The encoder loss at 16 px without and with extra terms: E, G, x, z, plain, with_terms."""
     E, G = _nets()
     x = torch.rand(6, 3, 16, 16) * 2 - 1
     z = sample_prior(6, 32)
-    a = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig())
-    b = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig(encoder_cycle_weight=3.0))
+    plain = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig())
+    return E, G, x, z, plain, encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig(**weights))
+
+
+def test_encoder_cycle_term_adds_one_minus_cos_on_prior_codes():
+    E, G, x, z, a, b = _encoder_losses(encoder_cycle_weight=3.0)
     expected = (1 - torch.nn.functional.cosine_similarity(z, E(G(z, 2), 2), dim=1)).mean()
     torch.testing.assert_close(b.cycle, expected.detach(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(b.total - a.total, 3.0 * b.cycle, rtol=1e-4, atol=1e-5)
@@ -123,9 +128,5 @@ def test_mmd_tells_collapsed_codes_from_prior_codes():
 def test_encoder_prior_term_adds_the_mmd_of_real_codes():
     from pioneer.loss import mmd
 
-    E, G = _nets()
-    x = torch.rand(6, 3, 16, 16) * 2 - 1
-    z = sample_prior(6, 32)
-    a = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig())
-    b = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig(encoder_prior_weight=2.0))
+    E, G, x, z, a, b = _encoder_losses(encoder_prior_weight=2.0)
     torch.testing.assert_close(b.total - a.total, 2.0 * mmd(E(x, 2), z).detach(), rtol=1e-4, atol=1e-5)
