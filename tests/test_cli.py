@@ -131,11 +131,13 @@ def test_optimised_and_eager_conflict():
 
 
 def test_collapse_options_reach_the_config():
-    r = CliRunner().invoke(main, ["train", "--dry-run", "--collapse-rank", "3", "--dead-cycle", "0.98"])
+    r = CliRunner().invoke(main, ["train", "--dry-run", "--collapse-rank", "3", "--dead-cycle", "0.9"])
     assert r.exit_code == 0, r.output
     line = next(l for l in r.output.splitlines() if l.startswith("health"))
-    assert "rank < 3" in line and "cycle > 0.98" in line
-    line = next(l for l in CliRunner().invoke(main, ["train", "--dry-run"]).output.splitlines() if l.startswith("health"))
-    assert "rank < 4" in line and "cycle" not in line                             # the defaults
+    assert "rank < 3" in line and "cycle > 0.9" in line
+    health = lambda *a: next(l for l in CliRunner().invoke(main, ["train", "--dry-run", *a]).output.splitlines()  # noqa: E731
+                             if l.startswith("health"))
+    assert "rank < 4" in health() and "cycle > 0.98" in health()                  # the default preset's
+    assert "rank < 4" in health("--preset", "celebahq256") and "cycle" not in health("--preset", "celebahq256")
     _one_line_error(run("train", "--dry-run", "--dead-cycle", "2.5"), "--dead-cycle")
     _one_line_error(run("train", "--dry-run", "--collapse-rank", "-1"), "--collapse-rank")

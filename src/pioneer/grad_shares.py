@@ -11,6 +11,7 @@ Terms of E (its loss in the encoder step, as loss.encoder_loss builds it):
     kl_fake   -kl_weight * KL(E(G(z)))      } while the margin clamps the gap
     recon     lambda_X * |G(E(x)) - x|
     cycle     encoder_cycle_weight * (1 - cos(z, E(G(z))))      only when that weight is > 0
+    prior     encoder_prior_weight * MMD^2(E(x), z)               only when that weight is > 0
 Terms of G (its loss in a decoder step, as loss.decoder_loss builds it):
     kl_fake   kl_weight * KL(E(G(z)))
     latent    latent_weight * (1 - cos(z, E(G(z))))
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from .config import LossConfig
-from .loss import kl_divergence
+from .loss import kl_divergence, mmd
 from .networks import sample_prior
 
 
@@ -100,6 +101,8 @@ def gradient_shares(E: nn.Module, G: nn.Module, x: torch.Tensor, level: int, alp
         if cfg.encoder_cycle_weight > 0:
             cycle = (1 - (z_enc.float() * fake_z.float()).sum(dim=1)).mean()
             e_terms["cycle"] = cfg.encoder_cycle_weight * cycle
+        if cfg.encoder_prior_weight > 0:
+            e_terms["prior"] = cfg.encoder_prior_weight * mmd(real_z, z_enc)
         out.update(_report("E", e_terms, E_params))
 
         with autocast or contextlib.nullcontext():
