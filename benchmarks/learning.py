@@ -35,9 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pioneer import Pioneer  # noqa: E402
 from pioneer.config import RECIPES, Rule, TrainConfig, preset, with_recipe  # noqa: E402
-from pioneer.diagnostics import code_variance, cycle_error, effective_rank  # noqa: E402
 
 
 def apply_overrides(cfg: TrainConfig, sets: list[str]) -> TrainConfig:
@@ -75,30 +73,15 @@ def proxy_config(sets: list[str], seed: int, recipe: str = "authors") -> TrainCo
 
 
 def measure(snapshot: str | Path, n: int = 256, attributes: bool = True, cache_dir: str | None = None) -> dict:
-    """Every number of the issue for one snapshot (see the module docstring)."""
+    """Every number of the issue for one snapshot (see the module docstring): the `collapse`
+    metric on n held-out faces and n prior codes (seed 12345), plus the attribute benchmark."""
     from pioneer.metrics import MetricContext, MetricError, compute
 
-    ctx = MetricContext.from_snapshot(snapshot, cache_dir=cache_dir, device="cpu", num=64)
-    m: Pioneer = ctx.model
-    data = ctx.require_data("learning")
-    x = torch.cat(list(ctx.real_images(data.test[:n]))).float() / 127.5 - 1       # (n, 3, r, r)
-    with torch.no_grad():
-        z_real = m.encode(x)                                                        # (n, D)
-        rec = m.decode(z_real)
-        z = m.sample_codes(n, seed=12345)
-        z_cycle = m.encode(m.decode(z))
-    out = {
-        "resolution": m.resolution,
-        "heldout_l1": float((rec - x).abs().mean()),
-        "mean_face_l1": float((x.mean(0, keepdim=True) - x).abs().mean()),
-        "cycle": cycle_error(z, z_cycle),
-        "rank_real": effective_rank(z_real),
-        "rank_fake": effective_rank(z_cycle),
-        "rank_random": effective_rank(z),
-        "var_real": code_variance(z_real),
-        "var_isotropic": 1.0 / z.shape[1],
-    }
+    ctx = MetricContext.from_snapshot(snapshot, cache_dir=cache_dir, device="cpu", seed=12345)
+    ctx.num = n
+    out = {"resolution": ctx.model.resolution, **compute("collapse", ctx)}
     if attributes:
+        ctx.num = None                            # attr_edit's own counts (64 edits per attribute)
         try:
             r = compute("attr_edit", ctx)
             out.update(attr_agreement=r["attr_agreement"], attr_gain=r["attr_edit"], attr_kept=r["attr_edit_kept"],

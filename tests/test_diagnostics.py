@@ -122,3 +122,20 @@ def test_report_shows_the_collapse_metric_and_the_logged_signals(tiny_snapshot, 
     assert "| effective rank of E(x) |" in text and "random unit codes" in text and "mean face" in text
     assert "### Collapse signals" in text and "effective rank of real codes" in text
     assert "Gradient of E at" in text and "Gradient of G at" in text
+
+
+def test_learning_benchmark_prints_the_collapse_numbers_of_a_run(tiny_snapshot, model_cache):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
+    proc = subprocess.run([sys.executable, str(script), "measure", str(tiny_snapshot.parent), "--no-attributes",
+                           "--cache-dir", str(model_cache), "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, seed=12345)
+    expected = compute("collapse", ctx)
+    for key in ("heldout_l1", "mean_face_l1", "cycle", "rank_real", "rank_fake"):
+        assert r[key] == pytest.approx(expected[key], rel=1e-4), key
