@@ -154,7 +154,8 @@ def main() -> None:
                    "row, from the 8x8 phase on, counts as divergence (default 4; 0 = off).")
 @click.option("--dead-cycle", type=float,
               help="Dead latent cycle: 1 - cos(z, E(G(z))) of a batch above this for 5 records in a row, "
-                   "from the 16x16 phase on, counts as divergence (default 0 = off; e.g. 0.98).")
+                   "from the 16x16 phase on, counts as divergence (default: the preset's, 0.98 for synthetic64, "
+                   "off for the paper presets; 0 = off).")
 @click.option("--checkpoint-kimg", type=float,
               help="Interval of the training-state checkpoint in kimg (overrides the preset).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
