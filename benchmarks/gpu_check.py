@@ -36,10 +36,10 @@ from typing import Any
 
 import torch
 
-from pioneer import benchmark as bm
+from pioneer.training import speed as bm
 from pioneer.config import RESOLUTIONS, Rule, ScheduleConfig, preset
-from pioneer.stats import read_stats
-from pioneer.training_loop import train
+from pioneer.run.stats import read_stats
+from pioneer.training.loop import train
 
 
 def environment(device: torch.device) -> dict[str, Any]:

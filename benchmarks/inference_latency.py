@@ -25,7 +25,7 @@ import torch
 
 from pioneer import Pioneer
 from pioneer.config import ModelConfig, preset
-from pioneer.networks import Decoder, Encoder
+from pioneer.model.networks import Decoder, Encoder
 
 MODELS: dict[str, Callable[[], ModelConfig]] = {
     "synthetic64": lambda: preset("synthetic64").model,   # the default run's architecture

@@ -92,7 +92,7 @@ def measure(snapshot: str | Path, n: int = 256, attributes: bool = True, cache_d
 
 
 def _train(cfg: TrainConfig, out: Path, cache_dir: str | None) -> dict:
-    from pioneer.training_loop import train
+    from pioneer.training.loop import train
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "options.json").write_text(json.dumps({"config": cfg.to_dict()}, indent=2))

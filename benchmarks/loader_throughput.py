@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from pioneer.benchmark import loader_images_per_s
+from pioneer.training.speed import loader_images_per_s
 from pioneer.config import RESOLUTIONS
 from pioneer.data import open_dataset
 

@@ -4,14 +4,15 @@ TFLOP/s, MFU (GPU), peak memory, the loader's throughput, and the preset's whole
 estimated from the measured per-resolution throughput.
 
     python benchmarks/throughput.py                                   # default preset on CPU
-    python benchmarks/throughput.py --preset celebahq256 --resolutions 4,8,16 --authors
+    python benchmarks/throughput.py --preset celebahq256 --resolutions 8,16 --iters 4 --warmup 1 --threads 2
     python benchmarks/throughput.py --preset celebahq256 --device cuda --infer --loader --json gpu.json
 
 Variants: "eager" is the plain float32 NCHW path, spectral norm once per forward (what the
 authors' code does); "opt-fp32" is channels_last + spectral norm once per step, still float32;
-"optimised" adds bf16 autocast (+ torch.compile in both with --compile). --authors adds the authors' own CPU numbers (issue 5,
-full-width architecture at the paper's batch sizes) and our ratio to them. The machines are
+"optimised" adds bf16 autocast (+ torch.compile in both with --compile). The machines are
 shared and noisy: compare ratios measured in the same run; medians of --iters are reported.
+The authors' code is compared only side by side, run back to back on one machine (see
+docs/performance.md): this script prints nothing it did not measure.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from pioneer import benchmark as bm
+from pioneer.training import speed as bm
 from pioneer.config import RESOLUTIONS, preset
 
 
@@ -39,7 +40,6 @@ def main() -> None:
     ap.add_argument("--infer", action="store_true", help="also time reconstruction G(E(x)) (inference)")
     ap.add_argument("--loader", action="store_true", help="also time the data path on synthetic faces")
     ap.add_argument("--loader-images", type=int, default=2000, help="synthetic faces in the loader's cache")
-    ap.add_argument("--authors", action="store_true", help="compare with the authors' 2-core CPU numbers")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
@@ -97,8 +97,6 @@ def main() -> None:
     cols = ["res", "batch", *variants]
     faster = [v for v in variants if v != "eager"] if "eager" in variants else []
     cols += [f"{v}/eager" for v in faster]
-    if a.authors:
-        cols += ["authors", "ours/authors"]
     if a.loader:
         cols.append("loader/train")
     print(" ".join(f"{c:>12}" for c in cols))
@@ -108,12 +106,6 @@ def main() -> None:
         for v in faster:
             s[f"{v}_speedup"] = s[v] / s["eager"]
             vals.append(f"{s[v] / s['eager']:.2f}x")
-        if a.authors:
-            ab, ips = bm.AUTHORS_CPU_2CORE.get(r, (None, None))
-            ok = ips is not None and ab == s["batch"]
-            s["authors"] = ips if ok else None
-            s["vs_authors"] = best / ips if ok else None
-            vals += [f"{ips:.2f}" if ok else "-", f"{best / ips:.2f}x" if ok else "-"]
         if a.loader:
             s["loader_over_train"] = s["loader"] / best
             vals.append(f"{s['loader_over_train']:.0f}x")

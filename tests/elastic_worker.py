@@ -7,7 +7,7 @@ it is not a test module and production code has no hook for it."""
 import os
 from pathlib import Path
 
-import pioneer.training_loop as training_loop
+import pioneer.training.loop as training_loop
 from pioneer.cli import main
 
 _save_training_state = training_loop.save_training_state

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_config
-from pioneer.training_loop import train
+from pioneer.training.loop import train
 
 
 def _train(root: Path, cache: Path, **changes) -> Path:

@@ -12,8 +12,8 @@ pytest.importorskip("dlib")
 skimage_data = pytest.importorskip("skimage.data")
 cbook = pytest.importorskip("matplotlib.cbook")
 
-from pioneer import align  # noqa: E402
-from pioneer.align import AlignError, FaceAligner, face_quad  # noqa: E402
+from pioneer.inference import align  # noqa: E402
+from pioneer.inference.align import AlignError, FaceAligner, face_quad  # noqa: E402
 from pioneer.data import ImageError  # noqa: E402
 
 SIZE = 128

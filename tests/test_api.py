@@ -11,12 +11,13 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from pioneer import Pioneer
-from pioneer.api import InputError, labelled_images, synthetic_images
-from pioneer.checkpoint import CheckpointError, load_snapshot
+from pioneer.inference.inputs import InputError
+from pioneer.inference.selection import labelled_images, synthetic_images
+from pioneer.run.checkpoint import CheckpointError, load_snapshot
 from pioneer.data import ImageError, SyntheticFaces
-from pioneer.data.synthetic import ATTRIBUTES
-from pioneer.latent import AttributeVector
-from pioneer.networks import Decoder, Encoder
+from pioneer.data.faces import ATTRIBUTES
+from pioneer.inference.latent import AttributeVector
+from pioneer.model.networks import Decoder, Encoder
 
 pytest_plugins = ["model_fixtures"]
 

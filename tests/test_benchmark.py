@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.nn.utils.parametrizations import _SpectralNorm
 
-from pioneer import benchmark as bm
+from pioneer.training import speed as bm
 from pioneer.config import preset
-from pioneer.networks import Decoder, Encoder, sample_prior
-from pioneer.training_loop import training_iteration
+from pioneer.model.networks import Decoder, Encoder, sample_prior
+from pioneer.training.step import training_iteration
 
 from conftest import tiny_config
 

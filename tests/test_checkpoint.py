@@ -3,10 +3,11 @@ import os
 import pytest
 import torch
 
-from pioneer.checkpoint import (CheckpointError, atomic_write, load_snapshot, load_training_state, save_snapshot,
+from pioneer.atomic import atomic_write
+from pioneer.run.checkpoint import (CheckpointError, load_snapshot, load_training_state, save_snapshot,
                                 save_training_state)
-from pioneer.networks import Decoder, Encoder, sample_prior
-from pioneer.spectral import exact_spectral_vectors
+from pioneer.model.networks import Decoder, Encoder, sample_prior
+from pioneer.model.spectral import exact_spectral_vectors
 
 from conftest import tiny_model
 
@@ -39,7 +40,7 @@ def test_snapshot_folds_the_exact_sigma(tmp_path):
     """Stale spectral-norm vectors in the networks; the snapshot's folded weights (as
     Pioneer.load uses them) have spectral norm 1 by exact SVD, and the networks are untouched."""
     from pioneer import Pioneer
-    from pioneer.spectral import spectral_norm_layers
+    from pioneer.model.spectral import spectral_norm_layers
     torch.manual_seed(0)
     cfg = tiny_model()
     E, G = Encoder(cfg), Decoder(cfg)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pioneer.cli import main
 from pioneer.data import SyntheticFaces
-from pioneer.latent import AttributeVector
+from pioneer.inference.latent import AttributeVector
 
 pytest_plugins = ["model_fixtures"]
 

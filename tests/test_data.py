@@ -34,7 +34,7 @@ from pioneer.data import (
     open_dataset,
     open_source,
 )
-from pioneer.data.dataset import _host  # the host suffix the builder writes into temp names
+from pioneer.data.pyramid import _host  # the host suffix the builder writes into temp names
 
 RNG = np.random.default_rng(0)
 
@@ -396,7 +396,7 @@ def test_all_corrupt_is_an_error(tmp_path: Path) -> None:
 
 
 def test_full_disk_is_an_error_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pioneer.data.dataset as dataset
+    import pioneer.data.pyramid as dataset
 
     almost_full = SimpleNamespace(total=10**6, used=10**6 - 1000, free=1000)
     monkeypatch.setattr(dataset.shutil, "disk_usage", lambda path: almost_full)

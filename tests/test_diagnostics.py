@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from conftest import tiny_model
 from pioneer.config import LossConfig
-from pioneer.diagnostics import batch_signals, code_variance, cycle_error, effective_rank
-from pioneer.grad_shares import gradient_shares
+from pioneer.training.diagnostics import batch_signals, code_variance, cycle_error, effective_rank
+from pioneer.training.grad_shares import gradient_shares
 from pioneer.metrics import MetricContext, compute
-from pioneer.loss import encoder_loss
-from pioneer.networks import Decoder, Encoder, sample_prior
+from pioneer.model.loss import encoder_loss
+from pioneer.model.networks import Decoder, Encoder, sample_prior
 
 pytest_plugins = ["model_fixtures"]
 
@@ -113,7 +113,7 @@ def test_collapse_metric_on_a_tiny_model(tiny_snapshot, model_cache):
 
 def test_report_shows_the_collapse_metric_and_the_logged_signals(tiny_snapshot, model_cache, tmp_path):
     from pioneer.metrics import evaluate
-    from pioneer.report import write_report
+    from pioneer.run.report import write_report
 
     run = tiny_snapshot.parent
     ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, batch_size=4)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pioneer.cli import _torchrun_command, main
-from pioneer.stats import read_stats
+from pioneer.cli import main
+from pioneer.cli.launch import torchrun_command as _torchrun_command
+from pioneer.run.stats import read_stats
 
 TINY = ["--data", "synthetic:64", "--resolution", "8", "--batch", "8", "--width", "0.015625", "--no-progress"]
 
@@ -102,7 +103,7 @@ def test_torchrun_command():
 
 
 def test_warns_about_torchruns_shared_store(monkeypatch, capsys):
-    from pioneer.cli import _warn_shared_store
+    from pioneer.cli.launch import warn_shared_store as _warn_shared_store
     monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
     monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "3")
     _warn_shared_store()

@@ -8,8 +8,10 @@ import math
 import pytest
 import torch
 
-from pioneer.checkpoint import save_training_state
-from pioneer.health import Action, DivergenceMonitor, last_good_state, plot_kl, state_is_finite
+from pioneer.run.checkpoint import save_training_state
+from pioneer.run.checkpoint import last_good_state, state_is_finite
+from pioneer.run.plots import plot_kl
+from pioneer.training.health import Action, DivergenceMonitor
 
 
 def _rec(i: int, gap: float = 0.1, loss: float = 1.0) -> dict:
@@ -90,11 +92,11 @@ def test_dead_cycle_is_judged_only_when_enabled_and_from_phase_2():
 def test_state_check_and_last_good_state(tmp_path):
     assert state_is_finite({"a": torch.ones(3), "b": [torch.zeros(2), 1.0], "n": 5})
     assert not state_is_finite({"a": {"w": torch.tensor([1.0, float("nan")])}})
-    assert last_good_state(tmp_path) is None                                   # nothing written yet
+    assert last_good_state(tmp_path / "training-state.pt") is None  # nothing written yet
     save_training_state(tmp_path / "training-state.pt", {"images_seen": 7, "w": torch.ones(2)})
-    assert last_good_state(tmp_path)["images_seen"] == 7
+    assert last_good_state(tmp_path / "training-state.pt")["images_seen"] == 7
     save_training_state(tmp_path / "training-state.pt", {"images_seen": 9, "w": torch.tensor([float("inf")])})
-    assert last_good_state(tmp_path) is None                                   # a poisoned checkpoint
+    assert last_good_state(tmp_path / "training-state.pt") is None  # a poisoned checkpoint
 
 
 def test_rolled_back_run_continues(tmp_path):
@@ -120,7 +122,7 @@ def test_rolled_back_run_continues(tmp_path):
         verdict = mon.update({"images_seen": step, "loss_E": loss.item(), "gap": 0.0})
         log.append(verdict.action)
         if verdict.action is Action.ROLLBACK:
-            state = last_good_state(tmp_path)
+            state = last_good_state(tmp_path / "training-state.pt")
             assert state is not None
             net.load_state_dict(state["net"])
             opt.load_state_dict(state["opt"])
@@ -134,7 +136,7 @@ def test_rolled_back_run_continues(tmp_path):
                                 {"images_seen": step, "net": net.state_dict(), "opt": opt.state_dict()})
     assert rollbacks == 1 and step == 30
     assert torch.isfinite(net.weight).all() and math.isfinite(loss.item())
-    assert last_good_state(tmp_path)["images_seen"] == 30
+    assert last_good_state(tmp_path / "training-state.pt")["images_seen"] == 30
 
 
 def test_kl_plot_has_kl_terms_and_fid_points(tmp_path):

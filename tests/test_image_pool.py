@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from pioneer.config import LossConfig
-from pioneer.image_pool import ImagePool, global_pool, pool_size
-from pioneer.loss import encoder_loss
-from pioneer.networks import Decoder, Encoder, sample_prior
+from pioneer.training.image_pool import ImagePool, global_pool, pool_size
+from pioneer.model.loss import encoder_loss
+from pioneer.model.networks import Decoder, Encoder, sample_prior
 
 from conftest import tiny_model
 

@@ -1,4 +1,4 @@
-"""Tests of pioneer.latent (interpolation, layouts, attribute vectors, edits) and the tile layout."""
+"""Tests of pioneer.inference.latent (interpolation, layouts, attribute vectors, edits) and the tile layout."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pioneer import latent
+from pioneer.inference import latent
 from pioneer.images import make_grid, place_tiles
-from pioneer.latent import AttributeVector
+from pioneer.inference.latent import AttributeVector
 
 D = 16
 

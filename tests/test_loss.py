@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from pioneer.config import LossConfig
-from pioneer.loss import decoder_loss, encoder_loss, kl_divergence
-from pioneer.networks import Decoder, Encoder, sample_prior
+from pioneer.model.loss import decoder_loss, encoder_loss, kl_divergence
+from pioneer.model.networks import Decoder, Encoder, sample_prior
 
 from conftest import tiny_model
 

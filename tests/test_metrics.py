@@ -12,13 +12,14 @@ from click.testing import CliRunner
 
 from conftest import tiny_model
 from pioneer.cli import main as cli
-from pioneer.metrics import (MetricContext, MetricError, compute, evaluate, format_table, list_metrics, read_jsonl,
+from pioneer.run.jsonl import read_jsonl
+from pioneer.metrics import (MetricContext, MetricError, compute, evaluate, format_table, list_metrics,
                              register)
 from pioneer.metrics.fid import fid_from_features, frechet_distance
 from pioneer.metrics.inception import InceptionFeatures, InceptionUnavailable, find_inception, packaged_inception
 from pioneer.metrics.perceptual import face_crop, load_lpips
 from pioneer.metrics.ppl import path_lengths
-from pioneer.networks import Decoder
+from pioneer.model.networks import Decoder
 
 pytest_plugins = ["model_fixtures"]
 
@@ -189,7 +190,7 @@ def test_metrics_on_a_tiny_model_append_jsonl(tiny_snapshot, model_cache, tmp_pa
 
 
 def test_metric_without_data_explains(tiny_snapshot):
-    from pioneer.api import Pioneer
+    from pioneer.inference.facade import Pioneer
 
     ctx = MetricContext(model=Pioneer.load(tiny_snapshot, device="cpu"))
     with pytest.raises(MetricError, match="--data"):
@@ -248,7 +249,7 @@ def _label_world(n: int, k: int, seed: int):
 
 
 def test_attribute_benchmark_scores_a_perfect_and_a_random_model():
-    from pioneer.latent import normalize
+    from pioneer.inference.latent import normalize
     from pioneer.metrics.attributes import edit_benchmark
 
     k = 6
@@ -277,9 +278,9 @@ def test_attribute_classifier_learns_the_synthetic_faces(tiny_snapshot, model_ca
 
 
 def test_evaluate_during_training_leaves_the_networks_alone(tiny_snapshot, model_cache, tmp_path):
-    from pioneer.checkpoint import load_snapshot
+    from pioneer.run.checkpoint import load_snapshot
     from pioneer.metrics import evaluate_during_training
-    from pioneer.networks import Encoder
+    from pioneer.model.networks import Encoder
 
     snap = load_snapshot(tiny_snapshot)
     E, G = Encoder(snap.config), Decoder(snap.config)

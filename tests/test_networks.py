@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from pioneer.config import CHANNEL_TABLE, DECODER_NORMS, ModelConfig
-from pioneer.networks import Decoder, Encoder, sample_prior
+from pioneer.model.networks import Decoder, Encoder, sample_prior
 
 from conftest import tiny_model
 
@@ -58,7 +58,7 @@ def test_width_scales_channels_with_floor():
     ("sn", True, False, False), ("pn", False, True, False), ("eqlr", False, False, True),
     ("eqlr+pn", False, True, True), ("none", False, False, False)])
 def test_normalisation_variants(norm, has_sn, has_pn, has_eqlr):
-    from pioneer.networks import EqualizedConv2d, PixelNorm
+    from pioneer.model.layers import EqualizedConv2d, PixelNorm
     G = Decoder(tiny_model(decoder_norm=norm))
     names = " ".join(n for n, _ in G.named_modules())
     assert ("parametrizations" in names) == has_sn
@@ -83,7 +83,7 @@ def test_spectral_norm_bounds_the_layer():
 
 
 def test_pixel_norm_unit_rms():
-    from pioneer.networks import PixelNorm
+    from pioneer.model.layers import PixelNorm
     x = torch.randn(2, 5, 3, 3) * 7
     y = PixelNorm()(x)
     torch.testing.assert_close(y.pow(2).mean(1), torch.ones(2, 3, 3), atol=1e-4, rtol=1e-4)
@@ -123,7 +123,7 @@ def test_sample_prior_on_sphere_and_seeded():
 def test_point_convs_equal_the_direct_convolutions(weight_norm):
     """The decoder's first conv (4x4, padding 3, on a 1x1 input) and the encoder's last
     (4x4 valid conv on a 4x4 input) run as matrix products; they must equal the convs."""
-    from pioneer.networks import conv_from_point, conv_to_point, conv_weight, make_conv
+    from pioneer.model.layers import conv_from_point, conv_to_point, conv_weight, make_conv
 
     torch.manual_seed(0)
     conv = make_conv(6, 5, 4, 3, weight_norm).eval()
@@ -143,7 +143,7 @@ def _decaying_spectra(net: torch.nn.Module) -> None:
     """Give every spectral-normalised weight a decaying spectrum (s_i ~ 1/sqrt(i)), as trained
     weights have; random init has nearly equal top singular values, where no power iteration
     converges quickly."""
-    from pioneer.spectral import refresh_spectral_norm, spectral_norm_layers, weight_matrix
+    from pioneer.model.spectral import refresh_spectral_norm, spectral_norm_layers, weight_matrix
     with torch.no_grad():
         for _, layer, sn in spectral_norm_layers(net):
             w = layer.parametrizations.weight.original
@@ -156,8 +156,8 @@ def test_ema_decoder_has_spectral_norm_vectors_of_its_own():
     """After EMA updates towards a moving G, the weight G_ema applies (W / u^T W v) has exact
     spectral norm 1 within 1e-5 per layer; with G's vectors copied instead it is off by far more."""
     import copy
-    from pioneer.ema import EmaUpdate
-    from pioneer.spectral import effective_sigmas, refresh_spectral_norm
+    from pioneer.training.ema import EmaUpdate
+    from pioneer.model.spectral import effective_sigmas, refresh_spectral_norm
     torch.manual_seed(0)
     G = Decoder(tiny_model(width=1 / 16, min_channels=16))
     _decaying_spectra(G)
@@ -183,7 +183,7 @@ def test_ema_decoder_has_spectral_norm_vectors_of_its_own():
 
 
 def test_exact_spectral_vectors_give_the_largest_singular_value():
-    from pioneer.spectral import exact_spectral_vectors, effective_sigmas, top_singular_vectors
+    from pioneer.model.spectral import exact_spectral_vectors, effective_sigmas, top_singular_vectors
     torch.manual_seed(0)
     E = Encoder(tiny_model())
     before = {k: v.clone() for k, v in E.state_dict().items()}

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pioneer.config import ConfigError, LossConfig, preset, recipe_of, with_recipe
-from pioneer.loss import decoder_loss, encoder_loss
-from pioneer.networks import Decoder, Encoder, sample_prior
+from pioneer.model.loss import decoder_loss, encoder_loss
+from pioneer.model.networks import Decoder, Encoder, sample_prior
 
 from conftest import tiny_config, tiny_model
 
@@ -91,8 +91,8 @@ def _learning_run(tmp_path, recipe: str):
     """A short progressive run to 16 px on 512 synthetic faces, then on 128 prior codes z:
     (1 - cos(z, E(G_ema(z))), effective rank of E(G_ema(z))). About 20 s on 2 cores."""
     from pioneer.config import Rule, ScheduleConfig
-    from pioneer.diagnostics import cycle_error, effective_rank
-    from pioneer.training_loop import train
+    from pioneer.training.diagnostics import cycle_error, effective_rank
+    from pioneer.training.loop import train
 
     sched = ScheduleConfig(rules=(Rule(0.0, 0, 1e-3, 0.0), Rule(2.0, 1, 1e-3, 0.0), Rule(4.0, 2, 1e-3, 0.0)),
                            fade_kimg=1.0, batch_sizes={4: 16, 8: 16, 16: 16}, total_kimg=8.0, lr_rampdown_kimg=2.0)
@@ -116,7 +116,7 @@ def test_small_recipe_learns_the_latent_cycle_where_the_authors_recipe_does_not(
 
 
 def test_mmd_tells_collapsed_codes_from_prior_codes():
-    from pioneer.loss import mmd
+    from pioneer.model.loss import mmd
 
     g = torch.Generator().manual_seed(0)
     z, z2 = sample_prior(64, 32, g), sample_prior(64, 32, g)
@@ -126,7 +126,7 @@ def test_mmd_tells_collapsed_codes_from_prior_codes():
 
 
 def test_encoder_prior_term_adds_the_mmd_of_real_codes():
-    from pioneer.loss import mmd
+    from pioneer.model.loss import mmd
 
     E, G, x, z, a, b = _encoder_losses(encoder_prior_weight=2.0)
     torch.testing.assert_close(b.total - a.total, 2.0 * mmd(E(x, 2), z).detach(), rtol=1e-4, atol=1e-5)

@@ -1,7 +1,7 @@
 import pytest
 
 from pioneer.config import ConfigError, LossConfig, Rule, ScheduleConfig, preset
-from pioneer.schedule import describe, format_table, state_at
+from pioneer.training.schedule import describe, format_table, state_at
 
 
 def celeba():
@@ -78,7 +78,7 @@ def test_lr_rampdown_ends_the_run_at_zero():
     import dataclasses
 
     from pioneer.config import ConfigError, LossConfig, preset
-    from pioneer.schedule import describe, state_at
+    from pioneer.training.schedule import describe, state_at
 
     cfg = preset("synthetic64").schedule
     assert cfg.lr_rampdown_kimg == 10.0 and cfg.total_kimg == 86.0

@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pioneer.data.synthetic import (
+from pioneer.data.faces import (
     ATTRIBUTES,
     HAIR_COLORS,
     FaceParams,
     SyntheticFaces,
     face_attributes,
     face_params,
-    read_celeba_attributes,
-    render_face,
-    write_celeba_attributes,
 )
+from pioneer.data.drawing import render_face
+from pioneer.data.labels import read_celeba_attributes, write_celeba_attributes
 
 R = 128  # resolution for the pixel-level attribute checks
 

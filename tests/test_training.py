@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from pioneer.checkpoint import CheckpointError, load_snapshot, load_training_state
+from pioneer.run.checkpoint import CheckpointError, load_snapshot, load_training_state
 from pioneer.images import to_float
-from pioneer.networks import Decoder, Encoder
-from pioneer.stats import read_stats
-from pioneer.training_loop import IndexStream, fade_images, train
+from pioneer.model.networks import Decoder, Encoder
+from pioneer.run.stats import read_stats
+from pioneer.data.batches import IndexStream, fade_images
+from pioneer.training.loop import train
 
 from conftest import tiny_config
 
@@ -155,7 +156,7 @@ def _free_port() -> int:
 def _step_gradients(x, z, cfg, gather):
     """Gradients of one encoder step and one decoder step (fresh networks, fixed seed)."""
     from pioneer.distributed import average_gradients
-    from pioneer.loss import decoder_loss, encoder_loss
+    from pioneer.model.loss import decoder_loss, encoder_loss
     torch.manual_seed(0)
     E, G = Encoder(cfg.model), Decoder(cfg.model)
     encoder_loss(E, G, x, z, 1, 0.5, 0.0, 1.0, cfg.loss, gather).total.backward()
@@ -253,7 +254,7 @@ def test_optimised_path_runs_on_cpu(tmp_path):
 
 def _poison_once(monkeypatch, at_call: int):
     """Make the encoder's weights NaN right after iteration `at_call` (once), as a blow-up would."""
-    import pioneer.training_loop as tl
+    import pioneer.training.loop as tl
     real = tl.training_iteration
     calls = {"n": 0}
 

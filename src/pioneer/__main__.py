@@ -1,5 +1,5 @@
 """`python -m pioneer` (also what torchrun launches)."""
 
-from .cli import main
+from pioneer.cli import main
 
 main()

@@ -79,7 +79,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss weights as the authors' code effectively applies them (see loss.py)."""
+    """Loss weights as the authors' code effectively applies them (see model/loss.py)."""
 
     kl_weight: float = 0.1           # the official code scales every KL term by 0.1
     recon_weight_fade: float = 1.0   # lambda_X during a phase's fade-in
@@ -163,7 +163,7 @@ class TrainConfig:
     lr_betas: tuple[float, float] = (0.0, 0.99)  # Adam betas of the paper (bp code used 0.9)
     adam_eps: float = 1e-8
     ema_decay: float = 0.999         # per iteration, on the decoder's weights
-    # The authors' image pool for the encoder's fake KL term (image_pool.py): this many fakes
+    # The authors' image pool for the encoder's fake KL term (training/image_pool.py): this many fakes
     # kept below 256 px, half as many from 256 px on (authors: 200, so 100 at 256); emptied at
     # each phase change, used once the phase is stable (alpha = 1). 0 = off.
     image_pool: int = 0

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checkpoint import atomic_write
+from pioneer.atomic import atomic_write
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""Data: image sources, the on-disk resolution pyramid cache and the held-out split.
+"""Data: image sources (sources.py), the on-disk resolution pyramid cache (pyramid.py), the
+held-out split (split.py), training batches (batches.py), CelebA-style labels (labels.py) and
+the built-in synthetic faces (faces.py, drawn by drawing.py).
 
 ``open_dataset(spec, resolution, cache_dir)`` is the usual entry point: it opens the images
 (``open_source``), decodes them once into an :class:`ImagePyramid` and splits them into train
@@ -9,16 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pioneer.data.dataset import (
-    CorruptImageWarning,
-    DataSplit,
-    ImagePyramid,
-    check_resolution,
-    default_test_mask,
-    holdout_mask,
-    open_dataset,
-    pyramid_levels,
-)
+from pioneer.data.pyramid import CorruptImageWarning, ImagePyramid, check_resolution, pyramid_levels
+from pioneer.data.split import DataSplit, default_test_mask, holdout_mask, open_dataset
 from pioneer.data.sources import (
     IMAGE_EXTENSIONS,
     DataError,
@@ -32,7 +26,7 @@ from pioneer.data.sources import (
 )
 
 if TYPE_CHECKING:
-    from pioneer.data.synthetic import ATTRIBUTES, SyntheticFaces
+    from pioneer.data.faces import ATTRIBUTES, SyntheticFaces
 
 __all__ = [
     "ATTRIBUTES",
@@ -61,7 +55,7 @@ def __getattr__(name: str) -> Any:
     # The synthetic faces are imported on first use: keeps `import pioneer.data` light and free
     # of import cycles with the module that draws them.
     if name in ("SyntheticFaces", "ATTRIBUTES"):
-        from pioneer.data import synthetic
+        from pioneer.data import faces
 
-        return getattr(synthetic, name)
+        return getattr(faces, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

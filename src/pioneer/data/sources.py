@@ -3,7 +3,7 @@
 Every source follows the small :class:`ImageSource` protocol: a fixed number of images, each
 with a stable key (its relative path or LMDB key), loadable as a square ``(R, R, 3)`` uint8 RGB
 array at any resolution R, plus a fingerprint that changes when the data changes (it names the
-on-disk pyramid cache, see :mod:`pioneer.data.dataset`).
+on-disk pyramid cache, see :mod:`pioneer.data.pyramid`).
 
 Decoding is shared by all file-based sources (:func:`decode_image`):
 
@@ -435,7 +435,7 @@ def open_source(spec: str | Path, **synthetic_kwargs: Any) -> ImageSource:
     """Open the images named by ``spec``.
 
     * ``"synthetic"`` or ``"synthetic:N"``: the procedural faces
-      (:class:`pioneer.data.synthetic.SyntheticFaces`, N images of which N // 12, at most 1000,
+      (:class:`pioneer.data.faces.SyntheticFaces`, N images of which N // 12, at most 1000,
       are the test split unless ``num_test`` is given; ``synthetic_kwargs`` are passed on)
     * a folder containing ``data.mdb`` (or that file): :class:`LMDBSource`
     * any other folder: :class:`FolderSource`
@@ -446,7 +446,7 @@ def open_source(spec: str | Path, **synthetic_kwargs: Any) -> ImageSource:
     """
     text = str(spec)
     if text == "synthetic" or text.startswith("synthetic:"):
-        from pioneer.data.synthetic import SyntheticFaces  # lazy: avoids an import cycle
+        from pioneer.data.faces import SyntheticFaces  # lazy: avoids an import cycle
 
         kwargs = dict(synthetic_kwargs)
         if text != "synthetic":

@@ -27,10 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import MetricContext, MetricError, register
-from ..latent import edit as apply_edit
-from ..images import to_float
-from ..latent import mean_difference
+from pioneer.metrics import MetricContext
+from pioneer.metrics import MetricError
+from pioneer.metrics import register
+from pioneer.inference.latent import edit as apply_edit
+from pioneer.images import to_float
+from pioneer.inference.latent import mean_difference
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -104,8 +106,8 @@ def train_classifier(images: torch.Tensor, labels: np.ndarray, epochs: int = 8, 
 
 
 def _synthetic_labels(ctx: MetricContext, positions: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    from ..data import open_source
-    from ..data.synthetic import ATTRIBUTES, SyntheticFaces
+    from pioneer.data import open_source
+    from pioneer.data.faces import ATTRIBUTES, SyntheticFaces
 
     source = open_source(ctx.data_spec) if ctx.data_spec else None
     if not isinstance(source, SyntheticFaces):

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import MetricContext, register, to_uint8
-from .inception import InceptionFeatures
+from pioneer.metrics import MetricContext
+from pioneer.metrics import register
+from pioneer.metrics import to_uint8
+from pioneer.metrics.inception import InceptionFeatures
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

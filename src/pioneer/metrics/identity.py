@@ -20,7 +20,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from . import MetricContext, register, to_uint8
+from pioneer.metrics import MetricContext
+from pioneer.metrics import register
+from pioneer.metrics import to_uint8
 
 SAME_PERSON = 0.6
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
@@ -31,7 +33,7 @@ class FaceEmbedder:
     """RGB uint8 image (H, W, 3) -> 128-d embedding of its most confident face, or None."""
 
     def __init__(self, min_side: int = 256) -> None:
-        from ..align import model_file, INSTALL_HINT
+        from pioneer.inference.align import model_file, INSTALL_HINT
 
         try:
             import dlib
@@ -77,7 +79,7 @@ def identity_distances(inputs: list[np.ndarray | None], recs: list[np.ndarray | 
 
 @register("identity", "median L2 of dlib face embeddings, test input vs reconstruction (0.6 = same person)")
 def identity(ctx: MetricContext) -> dict[str, Any]:
-    from .fid import subset
+    from pioneer.metrics.fid import subset
 
     data = ctx.require_data("identity")
     embed = FaceEmbedder()

@@ -29,8 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..images import to_float
-from . import MetricContext, MetricError, register
+from pioneer.images import to_float
+from pioneer.metrics import MetricContext
+from pioneer.metrics import MetricError
+from pioneer.metrics import register
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"          # torchvision's IMAGENET1K_V1 AlexNet
 ALEX_CHANNELS = (64, 192, 384, 256, 256)
@@ -188,7 +190,7 @@ def use_face_crop(ctx: MetricContext) -> bool:
 
 @register("lpips_rec", "LPIPS between test images and their reconstructions (face crop 128x128)")
 def lpips_rec(ctx: MetricContext) -> dict[str, Any]:
-    from .fid import subset
+    from pioneer.metrics.fid import subset
 
     data = ctx.require_data("lpips_rec")
     net = perceptual_for(ctx)

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import MetricContext, register
-from ..latent import slerp
-from ..networks import sample_prior
-from .perceptual import LPIPS, face_crop, perceptual_for, use_face_crop
+from pioneer.metrics import MetricContext
+from pioneer.metrics import register
+from pioneer.inference.latent import slerp
+from pioneer.model.networks import sample_prior
+from pioneer.metrics.perceptual import LPIPS, face_crop, perceptual_for, use_face_crop
 
 EPSILON = 1e-4
 

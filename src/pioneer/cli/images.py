@@ -1,6 +1,6 @@
 """`pioneer` commands for a trained snapshot: reconstruct, sample, interpolate, attributes, edit,
-and align. Thin: they validate, read inputs, call `pioneer.api` / `pioneer.latent` /
-`pioneer.align`, and write PNGs; `register(main)` adds them to the `pioneer` group.
+and align. Thin: they validate, read inputs, call `pioneer.inference` (facade,
+latent, figures, align), and write PNGs; `COMMANDS` lists them for the `pioneer` group.
 
 Output rule shared by the commands that write images: `-o` ending in `.png` writes one grid
 image; anything else is a folder that receives one PNG per image.
@@ -8,8 +8,6 @@ image; anything else is a folder that receives one PNG per image.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,39 +15,17 @@ from typing import TYPE_CHECKING, Any
 import click
 import torch
 
+from pioneer.cli.common import fail, user_errors
+
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so `pioneer --help` stays fast
-    from .align import FaceAligner
-    from .api import Pioneer
+    from pioneer.inference.align import FaceAligner
+    from pioneer.inference.facade import Pioneer
 
 Item = tuple[str, torch.Tensor]      # output name (relative, no suffix), image (3, r, r) in [-1, 1]
 
 
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Library errors that describe bad input become one-line `Error: ...` messages; warnings
-    (e.g. a vector made with another model) are printed as plain lines."""
-    from .align import AlignError
-    from .api import InputError
-    from .checkpoint import CheckpointError
-    from .data import DataError
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        except (InputError, DataError, CheckpointError, AlignError) as e:
-            _fail(str(e))
-        finally:
-            for w in caught:
-                click.echo(f"warning: {w.message}", err=True)
-
-
 def _load_model(path: str, device: str) -> "Pioneer":
-    from .api import Pioneer
+    from pioneer.inference.facade import Pioneer
 
     return Pioneer.load(path, device=None if device == "auto" else device)
 
@@ -81,7 +57,7 @@ def _progress(total: int, desc: str, show: bool) -> Any:
 def _expand(inputs: Sequence[str]) -> list[tuple[str, Path, bool]]:
     """Files and folders -> (name, path, explicit) per image; folders are listed recursively and
     their images named by their path relative to the folder."""
-    from .data.sources import FolderSource
+    from pioneer.data.sources import FolderSource
 
     out = []
     for text in inputs:
@@ -92,14 +68,14 @@ def _expand(inputs: Sequence[str]) -> list[tuple[str, Path, bool]]:
         elif path.is_file():
             out.append((path.stem, path, True))
         else:
-            _fail(f"input {path} does not exist: give image files or folders")
+            fail(f"input {path} does not exist: give image files or folders")
     return out
 
 
 def _aligner(align: bool, size: int) -> "FaceAligner | None":
     if not align:
         return None
-    from .align import FaceAligner
+    from pioneer.inference.align import FaceAligner
 
     return FaceAligner(size=max(size, 64))
 
@@ -109,8 +85,8 @@ def _read(model: "Pioneer", inputs: Sequence[str], aligner: "FaceAligner | None"
     """Prepared images with output names, one file at a time. Files named on the command line
     must be readable; unreadable files found in folders are reported and skipped. With an
     aligner every face becomes an item (name, name_1, ...); files without a face are reported."""
-    from .api import InputError
-    from .data import DataError
+    from pioneer.inference.inputs import InputError
+    from pioneer.data import DataError
 
     files = _expand(inputs)
     show = progress if progress is not None else (len(files) > 8 or any(not explicit for _, _, explicit in files))
@@ -162,7 +138,7 @@ def _read_all(model: "Pioneer", inputs: Sequence[str], aligner: "FaceAligner | N
               first_face_only: bool = False) -> tuple[list[str], torch.Tensor]:
     items = list(_read(model, inputs, aligner, first_face_only))
     if not items:
-        _fail(f"no usable images for {what} in {', '.join(inputs)}" + (" (no face found)" if aligner else ""))
+        fail(f"no usable images for {what} in {', '.join(inputs)}" + (" (no face found)" if aligner else ""))
     return [n for n, _ in items], torch.stack([x for _, x in items])
 
 
@@ -175,22 +151,18 @@ def _is_grid(out: str) -> bool:
 
 
 def _save_grid(path: str | Path, images: torch.Tensor, cols: int) -> None:
-    from .images import make_grid, save_png
+    from pioneer.images import make_grid, save_png
 
     save_png(path, make_grid(images, min(cols, len(images))))
     click.echo(f"wrote {path} ({len(images)} images)")
 
 
 def _save_each(folder: Path, names: Sequence[str], images: torch.Tensor) -> None:
-    from .images import save_png, to_uint8
+    from pioneer.images import save_png, to_uint8
 
     arrays = to_uint8(images).permute(0, 2, 3, 1).numpy()
     for name, array in zip(names, arrays):
         save_png(folder / f"{name}.png", array)
-
-
-def _blank(like: torch.Tensor) -> torch.Tensor:
-    return torch.ones_like(like)    # white in [-1, 1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -215,7 +187,7 @@ def reconstruct(model_path: str, device: str, batch_size: int, inputs: tuple[str
       pioneer reconstruct --model runs/00000-synthetic64/snapshot.safetensors photos/ -o out/
       pioneer reconstruct --model snapshot.safetensors a.jpg b.jpg -o pairs.png --align
     """
-    with _user_errors():
+    with user_errors():
         model = _load_model(model_path, device)
         items = _read(model, inputs, _aligner(align, model.resolution))
         grid: list[torch.Tensor] = []
@@ -228,9 +200,9 @@ def reconstruct(model_path: str, device: str, batch_size: int, inputs: tuple[str
             else:
                 _save_each(Path(out), names, rec)
         if count == 0:
-            _fail(f"no usable images in {', '.join(inputs)}" + (" (no face found)" if align else ""))
+            fail(f"no usable images in {', '.join(inputs)}" + (" (no face found)" if align else ""))
         if _is_grid(out):
-            from .images import interleave
+            from pioneer.images import interleave
 
             pairs = interleave(torch.cat(grid[0::2]), torch.cat(grid[1::2]))
             _save_grid(out, pairs, cols - cols % 2)
@@ -253,7 +225,7 @@ def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, o
       pioneer sample --model runs/00000-synthetic64/snapshot.safetensors -n 64 -o samples.png
       pioneer sample --model snapshot.safetensors -n 1000 --seed 1 -o samples/
     """
-    with _user_errors():
+    with user_errors():
         model = _load_model(model_path, device)
         images = model.sample(num, seed=seed, batch_size=batch_size)
         if _is_grid(out):
@@ -290,52 +262,28 @@ def interpolate(model_path: str, device: str, batch_size: int, inputs: tuple[str
       pioneer interpolate --model snapshot.safetensors a.png b.png c.png d.png -o grid.png
       pioneer interpolate --model snapshot.safetensors 1.png 2.png 3.png 4.png 5.png 6.png --steps 4 -o hex.png
     """
-    from .images import make_grid, place_tiles, save_png
+    from pioneer.images import save_png
+    from pioneer.inference.figures import grid_figure, hex_figure, strip_figure
 
     if len(inputs) not in (2, 4, 6):
-        _fail(f"interpolate takes 2, 4 or 6 images, got {len(inputs)}")
+        fail(f"interpolate takes 2, 4 or 6 images, got {len(inputs)}")
     method = "lerp" if linear else "slerp"
-    with _user_errors():
+    with user_errors():
         model = _load_model(model_path, device)
         names, x = _read_all(model, inputs, _aligner(align, model.resolution), "interpolation", first_face_only=True)
         if len(x) != len(inputs):
-            _fail(f"interpolate needs {len(inputs)} images but only {len(x)} could be used")
+            fail(f"interpolate needs {len(inputs)} images but only {len(x)} could be used")
         z = model.encode(x, batch_size)
+        shown = None if no_inputs else x
         if len(x) == 2:
-            strip = model.interpolate(z[0], z[1], steps, method)
-            if not no_inputs:
-                strip = torch.cat([x[:1], strip, x[1:]])
-            save_png(out, make_grid(strip, len(strip)))
+            figure = strip_figure(model.interpolate(z[0], z[1], steps, method), shown)
         elif len(x) == 4:
             grid = model.interpolation_grid(z, steps, steps, method)          # (steps * steps, 3, r, r)
-            if not no_inputs:
-                grid = _frame_corners(grid.unflatten(0, (steps, steps)), x)
-            save_png(out, make_grid(grid, steps if no_inputs else steps + 2))
+            figure = grid_figure(grid.unflatten(0, (steps, steps)), shown)
         else:
-            images, positions = model.interpolation_hex(z, steps - 1, method)
-            if not no_inputs:
-                images, positions = _inputs_below(images, positions, x)
-            save_png(out, place_tiles(images, positions))
+            figure = hex_figure(*model.interpolation_hex(z, steps - 1, method), shown)
+        save_png(out, figure)
         click.echo(f"wrote {out}")
-
-
-def _frame_corners(grid: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """(rows, cols, 3, r, r) -> rows x (cols + 2) flattened: each input beside its corner."""
-    rows = grid.shape[0]
-    side = _blank(grid[:, :1])                                 # (rows, 1, 3, r, r) white
-    left, right = side.clone(), side.clone()
-    left[0, 0], right[0, 0], left[rows - 1, 0], right[rows - 1, 0] = inputs[0], inputs[1], inputs[2], inputs[3]
-    return torch.cat([left, grid, right], dim=1).flatten(0, 1)
-
-
-def _inputs_below(images: torch.Tensor, positions: torch.Tensor, inputs: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Add the six inputs as a row under the hexagon (as in Fig. 1)."""
-    width = float(positions[:, 0].max())
-    gap = max(1.0, width / 5)
-    x0 = (width - 5 * gap) / 2
-    below = torch.tensor([[x0 + gap * i, float(positions[:, 1].max()) + 1.25] for i in range(6)])
-    return torch.cat([images, inputs]), torch.cat([positions, below])
 
 
 @click.command()
@@ -362,35 +310,35 @@ def attributes(model_path: str, device: str, batch_size: int, attribute: str | N
       pioneer attributes --model snapshot.safetensors --with glasses/ --without no-glasses/ --attribute Eyeglasses
       pioneer attributes --model runs/00000-synthetic64/snapshot.safetensors --synthetic --attribute Sunglasses
     """
-    from . import api
+    from pioneer.inference import selection
 
     sources = [labels is not None or images_dir is not None, with_dir is not None or without_dir is not None, synthetic]
     if sum(sources) != 1:
-        _fail("choose one source: --labels FILE --images DIR, --with DIR --without DIR, or --synthetic")
+        fail("choose one source: --labels FILE --images DIR, --with DIR --without DIR, or --synthetic")
     if sources[0] and (labels is None or images_dir is None):
-        _fail("--labels and --images go together: the attribute file and the folder of its images")
+        fail("--labels and --images go together: the attribute file and the folder of its images")
     if sources[1] and (with_dir is None or without_dir is None):
-        _fail("--with and --without go together: a folder of images with the attribute and one without")
+        fail("--with and --without go together: a folder of images with the attribute and one without")
     if (sources[0] or synthetic) and not attribute:
-        _fail("--attribute is required with --labels and --synthetic (e.g. --attribute Smiling)")
-    with _user_errors():
+        fail("--attribute is required with --labels and --synthetic (e.g. --attribute Smiling)")
+    with user_errors():
         model = _load_model(model_path, device)
         aligner = _aligner(align, model.resolution)
         if synthetic:
             # The faces the model was trained on when it was ("synthetic:N"), else the default set.
             data = str(model.extra.get("data") or "")
             data = data if data.startswith("synthetic") else "synthetic"
-            with_images, without_images = api.synthetic_images(attribute, count, model.resolution, data)
+            with_images, without_images = selection.synthetic_images(attribute, count, model.resolution, data)
             source = f"synthetic faces ({data}), training split"
         else:
             if sources[0]:
                 try:
-                    paths = api.labelled_images(labels, images_dir, attribute, count)
+                    paths = selection.labelled_images(labels, images_dir, attribute, count)
                 except ValueError as e:   # a malformed labels file: the message names the line
-                    _fail(str(e))
+                    fail(str(e))
                 source = f"labels {labels}, images {images_dir}"
             else:
-                paths = (api.folder_images(with_dir, count), api.folder_images(without_dir, count))
+                paths = (selection.folder_images(with_dir, count), selection.folder_images(without_dir, count))
                 attribute = attribute or Path(with_dir).name
                 source = f"folders {with_dir} (with) and {without_dir} (without)"
             with_images, without_images = (
@@ -431,24 +379,24 @@ def edit(model_path: str, device: str, batch_size: int, inputs: tuple[str, ...],
       pioneer edit --model snapshot.safetensors a.png --vector Smiling.safetensors --vector Sunglasses.safetensors \\
           --combo Smiling=1 --combo "Smiling=1,Sunglasses=1.5" -o combos.png
     """
-    from .latent import AttributeVector, parse_strengths
+    from pioneer.inference.latent import AttributeVector, parse_strengths
 
     if combos and click.get_current_context().get_parameter_source("strength") != click.core.ParameterSource.DEFAULT:
-        _fail("--strength and --combo exclude each other: a combination gives each vector its own strength")
+        fail("--strength and --combo exclude each other: a combination gives each vector its own strength")
     try:
         strengths = parse_strengths(strength)
     except ValueError as e:
-        _fail(f"--strength: {e}")
-    with _user_errors():
+        fail(f"--strength: {e}")
+    with user_errors():
         loaded: dict[str, AttributeVector] = {}
         for path in vectors:
             try:
                 vec = AttributeVector.load(path)
             except ValueError as e:
-                _fail(str(e))
+                fail(str(e))
             name = vec.attribute or Path(path).stem
             if name in loaded:
-                _fail(f"two vectors are named {name!r} (--vector {path}): rename one file's attribute")
+                fail(f"two vectors are named {name!r} (--vector {path}): rename one file's attribute")
             loaded[name] = vec
         combinations = [_parse_combo(c, loaded) for c in combos]
         model = _load_model(model_path, device)
@@ -477,9 +425,9 @@ def _parse_combo(text: str, loaded: dict[str, Any]) -> dict[str, float]:
         try:
             combo[name] = float(value) if sep else 1.0
         except ValueError:
-            _fail(f"--combo {text!r}: {value!r} is not a number (write NAME=STRENGTH, ...)")
+            fail(f"--combo {text!r}: {value!r} is not a number (write NAME=STRENGTH, ...)")
         if name not in loaded:
-            _fail(f"--combo {text!r}: no vector named {name!r}; loaded: {', '.join(loaded) or 'none'}")
+            fail(f"--combo {text!r}: no vector named {name!r}; loaded: {', '.join(loaded) or 'none'}")
     return combo
 
 
@@ -503,11 +451,11 @@ def align(inputs: tuple[str, ...], out: str, size: int, min_score: float) -> Non
     """
     import numpy as np
 
-    from .align import FaceAligner
-    from .data import DataError
-    from .images import save_png
+    from pioneer.inference.align import FaceAligner
+    from pioneer.data import DataError
+    from pioneer.images import save_png
 
-    with _user_errors():
+    with user_errors():
         aligner = FaceAligner(size=size, min_score=min_score)
         files = _expand(inputs)
         faces, no_face, skipped = 0, [], 0
@@ -531,14 +479,9 @@ def align(inputs: tuple[str, ...], out: str, size: int, min_score: float) -> Non
         for path in no_face:
             click.echo(f"no face found in {path}", err=True)
         if faces == 0:
-            _fail(f"no face found in {', '.join(inputs)}: use photos with a visible, roughly frontal face")
+            fail(f"no face found in {', '.join(inputs)}: use photos with a visible, roughly frontal face")
         click.echo(f"wrote {faces} aligned face(s) from {len(files) - skipped - len(no_face)} of {len(files)} file(s) to {out}/")
 
 
 COMMANDS = (reconstruct, sample, interpolate, attributes, edit, align)
 
-
-def register(group: click.Group) -> None:
-    """Add the commands to the `pioneer` group."""
-    for command in COMMANDS:
-        group.add_command(command)

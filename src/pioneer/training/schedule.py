@@ -11,11 +11,11 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from .config import RESOLUTIONS, LossConfig, ScheduleConfig
+from pioneer.config import RESOLUTIONS, LossConfig, ScheduleConfig
 
 
 @dataclass(frozen=True)
-class TrainState:
+class SchedulePoint:
     """What the training loop needs to know at one moment of the run."""
 
     images_seen: int
@@ -47,7 +47,7 @@ def _rampdown(cfg: ScheduleConfig, kimg: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
 
 
-def state_at(cfg: ScheduleConfig, loss: LossConfig, images_seen: int) -> TrainState:
+def state_at(cfg: ScheduleConfig, loss: LossConfig, images_seen: int) -> SchedulePoint:
     """Evaluate the schedule after `images_seen` training images."""
     kimg = images_seen / 1000.0
     starts = [r.start_kimg for r in cfg.rules]
@@ -61,7 +61,7 @@ def state_at(cfg: ScheduleConfig, loss: LossConfig, images_seen: int) -> TrainSt
     else:
         alpha = min(1.0, in_phase / cfg.fade_kimg)
     resolution = RESOLUTIONS[rule.phase]
-    return TrainState(
+    return SchedulePoint(
         images_seen=images_seen,
         rule_index=i,
         phase=rule.phase,

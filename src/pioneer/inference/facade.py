@@ -6,11 +6,8 @@
     x = m.decode(z)                           # (2, 3, r, r) float in [-1, 1]
     m.to_pil(m.reconstruct("a.png"))[0].save("a-rec.png")
 
-Inputs may be file paths, PIL images, numpy arrays (H, W, 3) / (N, H, W, 3) (uint8, or float
-in [0, 1]), torch tensors (3, H, W) / (N, 3, H, W) (uint8, or float in [-1, 1] as the networks
-use), or lists of these. They are center-cropped to a square and resized to the model's
-resolution with the same decoding as the training data (`pioneer.data.sources`). Large inputs
-are converted and run in batches of `batch_size`. Outputs are float CPU tensors in [-1, 1];
+Inputs are images of any kind `pioneer.inference.inputs` accepts (paths, PIL images, arrays,
+tensors, lists of these). Large inputs are converted and run in batches of `batch_size`. Outputs are float CPU tensors in [-1, 1];
 `to_pil` turns them into images to save.
 """
 
@@ -20,44 +17,21 @@ import hashlib
 import numbers
 import os
 import warnings
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, Union
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
 from torch import nn
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from . import latent
-from .checkpoint import CheckpointError, load_snapshot
-from .config import ModelConfig
-from .data.sources import square_resize, to_rgb, decode_image  # the training data's decoding
-from .images import to_float, to_pil, to_uint8
-from .latent import AttributeVector, Method
-from .networks import Decoder, Encoder, sample_prior
-
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
-Images = Union[ImageInput, Sequence[ImageInput]]
-
-
-class InputError(ValueError):
-    """An input that cannot be used as an image or a code; the message names it."""
-
-
-def resolve_device(device: torch.device | str | None) -> torch.device:
-    """None -> the GPU when there is one, else the CPU; InputError for an unusable device."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise InputError(f"device {device!r} is not understood: use 'cpu', 'cuda' or 'cuda:N'") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} is not available here (no CUDA GPU): use 'cpu'")
-    return dev
+from pioneer.config import ModelConfig
+from pioneer.images import to_pil
+from pioneer.inference import latent
+from pioneer.inference.inputs import ImageInput, Images, InputError, as_sequence, resolve_device, to_batches
+from pioneer.inference.latent import AttributeVector, Method
+from pioneer.model.networks import Decoder, Encoder, sample_prior
+from pioneer.run.checkpoint import CheckpointError, load_snapshot
 
 
 def state_fingerprint(*modules: nn.Module) -> str:
@@ -151,55 +125,9 @@ class Pioneer:
 
     def prepare(self, images: Images) -> torch.Tensor:
         """Convert images (any accepted kind) to a float batch (N, 3, r, r) in [-1, 1] on the CPU."""
-        batches = list(self._batches(images, batch_size=256))
+        batches = list(to_batches(images, self.resolution, batch_size=256))
         return torch.cat(batches) if batches else torch.empty(0, 3, self.resolution, self.resolution)
 
-    def _batches(self, images: Images, batch_size: int) -> Iterator[torch.Tensor]:
-        """Converted batches (B, 3, r, r), converting only one batch at a time."""
-        if batch_size < 1:
-            raise InputError(f"batch_size {batch_size} must be at least 1")
-        items = _as_sequence(images)
-        for i in range(0, len(items), batch_size):
-            chunk = items[i:i + batch_size]
-            if isinstance(chunk, torch.Tensor):
-                yield self._convert_tensor(chunk)
-            else:
-                yield torch.stack([self._convert_one(item) for item in chunk])
-
-    def _convert_one(self, item: ImageInput) -> torch.Tensor:
-        """One image -> (3, r, r) float in [-1, 1]."""
-        r = self.resolution
-        if isinstance(item, (str, os.PathLike)):
-            path = Path(item)
-            if not path.is_file():
-                raise InputError(f"image file {path} does not exist")
-            array = decode_image(path, r, name=str(path))   # ImageError names the file
-        elif isinstance(item, Image.Image):
-            array = np.asarray(square_resize(to_rgb(ImageOps.exif_transpose(item)), r))
-        elif isinstance(item, np.ndarray):
-            array = np.asarray(square_resize(to_rgb(_array_to_pil(item)), r))
-        elif isinstance(item, torch.Tensor):
-            return self._convert_tensor(item[None])[0]
-        else:
-            raise InputError(f"cannot use a {type(item).__name__} as an image: give a file path, a PIL image, "
-                             "an (H, W, 3) array or a (3, H, W) tensor")
-        return to_float(torch.from_numpy(array.copy()).permute(2, 0, 1))
-
-    def _convert_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) uint8 or float tensor -> (B, 3, r, r) float in [-1, 1]."""
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            hint = " (channels last? use .permute(0, 3, 1, 2))" if x.ndim == 4 and x.shape[-1] in (1, 3) else ""
-            raise InputError(f"an image tensor must be (3, H, W) or (N, 3, H, W), got {tuple(x.shape)}{hint}")
-        if x.dtype != torch.uint8 and not x.is_floating_point():
-            raise InputError(f"image tensors must be uint8 or float, got {x.dtype}")
-        x = x.detach().cpu().expand(-1, 3, -1, -1)
-        r = self.resolution
-        if x.shape[-2:] == (r, r):
-            return to_float(x) if x.dtype == torch.uint8 else x.float()
-        # Another size: resize like every other input (center crop, Lanczos) through 8 bits.
-        u8 = x if x.dtype == torch.uint8 else to_uint8(x)
-        arrays = [np.asarray(square_resize(Image.fromarray(a), r)) for a in u8.permute(0, 2, 3, 1).numpy()]
-        return to_float(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2))
 
     def codes(self, x: Images | torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Codes (N, D) from codes (a float tensor (D,) or (N, D)) or from images (encoded)."""
@@ -219,10 +147,10 @@ class Pioneer:
     @torch.inference_mode()
     def encode(self, images: Images, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
         """Images -> codes (N, D) on the unit sphere (float32, CPU)."""
-        items = _as_sequence(images)
+        items = as_sequence(images)
         out = []
         with tqdm(total=len(items), unit="img", desc="encode", disable=not progress, leave=False) as bar:
-            for x in self._batches(items, batch_size):
+            for x in to_batches(items, self.resolution, batch_size):
                 x = x.to(self.device).contiguous(memory_format=self.memory_format)
                 out.append(self.encoder(x, self.level, self.alpha).cpu())
                 bar.update(len(x))
@@ -325,121 +253,3 @@ class Pioneer:
         z = self.codes(x)
         codes = latent.edit_strip(z, self._vector(vector), strengths)          # (N, S, D)
         return self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
-
-
-# ------------------------------------------------------------------------------------------------
-# Input helpers
-
-
-def _as_sequence(images: Images) -> Sequence[Any]:
-    """One image or many -> something with len() and slicing: a batched tensor or a list."""
-    if isinstance(images, torch.Tensor):
-        return images if images.ndim == 4 else [images]
-    if isinstance(images, np.ndarray):
-        return list(images) if images.ndim == 4 else [images]
-    if isinstance(images, (str, os.PathLike, Image.Image)):
-        return [images]
-    if isinstance(images, Sequence):
-        return list(images)
-    raise InputError(f"cannot use a {type(images).__name__} as images: give a path, a PIL image, an array, "
-                     "a tensor or a list of these")
-
-
-def _array_to_pil(a: np.ndarray) -> Image.Image:
-    """(H, W), (H, W, 3) or (H, W, 4) array, uint8 or float in [0, 1] -> PIL image."""
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
-        raise InputError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if np.issubdtype(a.dtype, np.floating):
-        a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)   # skimage / matplotlib convention
-    elif a.dtype != np.uint8:
-        raise InputError(f"image arrays must be uint8 or float in [0, 1], got {a.dtype}")
-    return Image.fromarray(np.ascontiguousarray(a))
-
-
-# ------------------------------------------------------------------------------------------------
-# Where attribute vectors get their images: which images have the attribute and which do not.
-# Each returns (with, without), at most `count` of each, in file / index order.
-
-
-def _find_image(folder: Path, key: str) -> Path | None:
-    """`folder/key`, or the same name with another image extension (CelebA ships .jpg; people
-    often convert to .png)."""
-    from .data.sources import IMAGE_EXTENSIONS
-
-    path = folder / key
-    if path.is_file():
-        return path
-    for ext in IMAGE_EXTENSIONS:
-        alt = path.with_suffix(ext)
-        if alt.is_file():
-            return alt
-    return None
-
-
-def labelled_images(labels_file: str | os.PathLike, images_dir: str | os.PathLike, attribute: str,
-                    count: int = 64) -> tuple[list[Path], list[Path]]:
-    """Images split by a CelebA-style attribute file (`list_attr_celeba.txt`, or CelebAMask-HQ's
-    `CelebAMask-HQ-attribute-anno.txt`: a count, the attribute names, then `key 1 -1 ...`)."""
-    from .data.synthetic import read_celeba_attributes
-
-    labels_file, folder = Path(labels_file), Path(images_dir)
-    if not labels_file.is_file():
-        raise InputError(f"attribute file {labels_file} does not exist")
-    if not folder.is_dir():
-        raise InputError(f"image folder {folder} does not exist")
-    keys, names, labels = read_celeba_attributes(labels_file)   # ValueError names the line
-    if attribute not in names:
-        raise InputError(f"attribute {attribute!r} is not in {labels_file}; it has: {', '.join(names)}")
-    col = names.index(attribute)
-    groups: tuple[list[Path], list[Path]] = ([], [])
-    for key, has in zip(keys, labels[:, col]):
-        group = groups[0] if has else groups[1]
-        if len(group) < count and (path := _find_image(folder, key)) is not None:
-            group.append(path)
-        if len(groups[0]) >= count and len(groups[1]) >= count:
-            break
-    _check_groups(groups, attribute, f"{folder} (labels {labels_file.name})")
-    return groups
-
-
-def folder_images(folder: str | os.PathLike, count: int = 64) -> list[Path]:
-    """The first `count` images below a folder (sorted by path)."""
-    from .data.sources import FolderSource
-
-    source = FolderSource(folder)                                # DataError: missing or empty
-    return [source.path / source.key(i) for i in range(min(count, len(source)))]
-
-
-def synthetic_images(attribute: str, count: int, resolution: int, data: str = "synthetic"
-                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Training images of the built-in synthetic faces split by their ground-truth labels,
-    rendered at `resolution`. `data` is the training data spec ("synthetic" or "synthetic:N")."""
-    from .data import open_source
-    from .data.synthetic import ATTRIBUTES, SyntheticFaces
-
-    if attribute not in ATTRIBUTES:
-        raise InputError(f"the synthetic faces have no attribute {attribute!r}; they have: {', '.join(ATTRIBUTES)}")
-    faces = open_source(data)
-    if not isinstance(faces, SyntheticFaces):
-        raise InputError(f"data {data!r} is not the synthetic faces")
-    col = ATTRIBUTES.index(attribute)
-    groups: tuple[list[int], list[int]] = ([], [])
-    train = faces.train_indices
-    for start in range(0, len(train), 256):                     # labels are cheap, rendering is not
-        idx = train[start:start + 256]
-        for i, has in zip(idx.tolist(), faces.labels(idx)[:, col]):
-            group = groups[0] if has else groups[1]
-            if len(group) < count:
-                group.append(i)
-        if len(groups[0]) >= count and len(groups[1]) >= count:
-            break
-    _check_groups(groups, attribute, repr(faces))
-    return ([faces.load(i, resolution) for i in groups[0]], [faces.load(i, resolution) for i in groups[1]])
-
-
-def _check_groups(groups: tuple[list[Any], list[Any]], attribute: str, where: str) -> None:
-    for group, what in zip(groups, ("with", "without")):
-        if not group:
-            raise InputError(f"no images {what} attribute {attribute!r} found in {where}")

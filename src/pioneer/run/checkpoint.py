@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -26,8 +25,9 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
-from .config import ModelConfig
-from .spectral import exact_spectral_vectors
+from pioneer.atomic import atomic_write
+from pioneer.config import ModelConfig
+from pioneer.model.spectral import exact_spectral_vectors
 
 SNAPSHOT_FORMAT = "pioneer-snapshot"
 STATE_FORMAT = "pioneer-training-state"
@@ -36,33 +36,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not belong to this run."""
-
-
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write a file through `write(fileobj)` so that `path` is either old or complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def _tensors(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -169,3 +142,26 @@ def load_training_state(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     if state.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {state.get('version')}, this pioneer reads {FORMAT_VERSION}")
     return state
+
+
+def state_is_finite(state: Any) -> bool:
+    """True when every float tensor inside a (nested) training state is finite."""
+    if isinstance(state, torch.Tensor):
+        return not state.is_floating_point() or bool(torch.isfinite(state).all())
+    if isinstance(state, dict):
+        return all(state_is_finite(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(state_is_finite(v) for v in state)
+    if isinstance(state, float):
+        return math.isfinite(state)
+    return True
+
+
+def last_good_state(path: str | Path) -> dict[str, Any] | None:
+    """The training state at `path` when it exists, loads and is finite; else None (what a
+    rollback goes back to; None stops the run)."""
+    try:
+        state = load_training_state(path)
+    except CheckpointError:
+        return None
+    return state if state_is_finite(state) else None

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save as st_save
 
-from .checkpoint import atomic_write, read_safetensors
+from pioneer.atomic import atomic_write
+from pioneer.run.checkpoint import read_safetensors
 
 Method = Literal["slerp", "lerp"]
 METHODS: tuple[str, ...] = ("slerp", "lerp")

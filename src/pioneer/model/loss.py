@@ -18,8 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import LossConfig
-from .image_pool import PoolFn
+from pioneer.config import LossConfig
+from pioneer.training.image_pool import PoolFn
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
 
@@ -79,7 +79,7 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
 
     Gradients reach E directly and through G; the caller updates only E's parameters.
     `gather` concatenates codes from all ranks so the KL batch statistics cover the global batch.
-    pool: replaces some fakes G(z_prior) by older ones (image_pool.py) and says which are fresh;
+    pool: replaces some fakes G(z_prior) by older ones (training/image_pool.py) and says which are fresh;
     the cycle term uses only the fresh ones, a pooled image was decoded from another code.
     """
     real_z = E(x, level, alpha)                               # (B, D)

@@ -1,8 +1,6 @@
-"""Training health: the KL plot of the paper's Fig. 3 and a divergence monitor.
+"""Training health: a divergence monitor.
 
-* `plot_kl(run_dir)`: KL of real codes and of generated codes over images seen (from
-  stats.jsonl), their gap, and FID points (from metrics.jsonl) on a second axis -> RUN/kl.png.
-* `DivergenceMonitor`: pure logic on the stream of logged records. It answers each record with
+`DivergenceMonitor`: pure logic on the stream of logged records. It answers each record with
   an action: OK, WARN, ROLLBACK or STOP. NaN / inf losses diverge at once; a KL gap
   (kl_real - kl_fake) beyond `gap_threshold` warns, and diverges after `patience` consecutive
   records. So do two signs of collapse: code collapse (`rank_real`, the effective rank of a
@@ -10,9 +8,7 @@
   (the batch `cycle` error above `dead_cycle` from phase 2 on; off by default). On divergence
   the policy decides: "rollback" (to the last good checkpoint, at most
   `max_rollbacks` times, then stop), "stop", or "warn" (log only).
-* `last_good_state(run_dir)`: the training state to roll back to, or None when it is missing or
-  itself holds non-finite numbers.
-
+The state to roll back to comes from `pioneer.run.checkpoint.last_good_state`.
 The monitor does not touch the networks; the training loop acts on its verdict (see
 `DivergenceMonitor` for how it is meant to be wired).
 """
@@ -23,10 +19,7 @@ import enum
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import torch
 
 WATCHED = ("loss_E", "loss_G", "kl_real", "kl_fake", "gap", "recon_l1", "latent_cos")
 
@@ -73,7 +66,7 @@ class DivergenceMonitor:
 
         verdict = monitor.update(record)
         if verdict.action is Action.WARN:      log verdict.reason
-        if verdict.action is Action.ROLLBACK:  state = last_good_state(run_dir); restore it;
+        if verdict.action is Action.ROLLBACK:  state = last_good_state(RUN/training-state.pt); restore it;
                                                monitor.rolled_back(state["images_seen"])
         if verdict.action is Action.STOP:      checkpoint nothing, exit with verdict.reason
         write checkpoints only while monitor.healthy
@@ -187,97 +180,3 @@ def _finite(v: Any) -> bool:
 
 def _kimg(images: int | None) -> str:
     return "?" if images is None else f"{images / 1000:g} kimg"
-
-
-def state_is_finite(state: Any) -> bool:
-    """True when every float tensor inside a (nested) training state is finite."""
-    if isinstance(state, torch.Tensor):
-        return not state.is_floating_point() or bool(torch.isfinite(state).all())
-    if isinstance(state, dict):
-        return all(state_is_finite(v) for v in state.values())
-    if isinstance(state, (list, tuple)):
-        return all(state_is_finite(v) for v in state)
-    if isinstance(state, float):
-        return math.isfinite(state)
-    return True
-
-
-def last_good_state(run_dir: str | Path, file: str = "training-state.pt") -> dict[str, Any] | None:
-    """The run's training state when it exists, loads and is finite; else None (then stop)."""
-    from .checkpoint import CheckpointError, load_training_state
-
-    try:
-        state = load_training_state(Path(run_dir) / file)
-    except CheckpointError:
-        return None
-    return state if state_is_finite(state) else None
-
-
-# ------------------------------------------------------------------------------------------------
-# Fig. 3: both KL terms over images seen, FID points on top
-
-
-def kl_series(records: Iterable[dict[str, Any]]) -> dict[str, list[float]]:
-    """images_seen, kl_real, kl_fake, gap from stats records that carry the KL terms."""
-    out: dict[str, list[float]] = {"images_seen": [], "kl_real": [], "kl_fake": [], "gap": []}
-    for r in records:
-        if "kl_real" in r and "kl_fake" in r:
-            out["images_seen"].append(float(r["images_seen"]))
-            out["kl_real"].append(float(r["kl_real"]))
-            out["kl_fake"].append(float(r["kl_fake"]))
-            out["gap"].append(float(r.get("gap", r["kl_real"] - r["kl_fake"])))
-    return out
-
-
-def fid_points(metric_records: Iterable[dict[str, Any]]) -> list[tuple[float, float, str]]:
-    """(images_seen, value, metric) for every FID record of metrics.jsonl."""
-    pts = []
-    for r in metric_records:
-        name = r.get("metric", "")
-        value = r.get("results", {}).get(name)
-        if name.startswith("fid") and value is not None and r.get("images_seen") is not None:
-            pts.append((float(r["images_seen"]), float(value), name))
-    return pts
-
-
-def plot_kl(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Plot the KL terms of RUN/stats.jsonl (and FID of RUN/metrics.jsonl) into RUN/kl.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .metrics import read_jsonl
-
-    run_dir = Path(run_dir)
-    series = kl_series(read_jsonl(run_dir / "stats.jsonl"))
-    if not series["images_seen"]:
-        raise ValueError(f"{run_dir / 'stats.jsonl'} has no KL records to plot")
-    x = [i / 1e6 for i in series["images_seen"]]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    ax.plot(x, series["kl_real"], label="KL of real codes  E(x)", lw=1.2)
-    ax.plot(x, series["kl_fake"], label="KL of generated codes  E(G(z))", lw=1.2)
-    ax.plot(x, series["gap"], label="gap (real - generated)", lw=0.8, color="grey", alpha=0.7)
-    ax.set_xlabel("images seen (millions)")
-    ax.set_ylabel("KL divergence")
-    ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    pts = fid_points(read_jsonl(run_dir / "metrics.jsonl"))
-    if pts:
-        ax2 = ax.twinx()
-        colors = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
-        for j, name in enumerate(sorted({p[2] for p in pts})):
-            sel = sorted((p[0] / 1e6, p[1]) for p in pts if p[2] == name)
-            h = ax2.plot([s[0] for s in sel], [s[1] for s in sel], "o--", ms=5, label=name.upper(),
-                         color=colors[j % len(colors)])
-            handles += h
-            labels += [name.upper()]
-        ax2.set_ylabel("FID")
-    ax.legend(handles, labels, loc="upper right", fontsize=8)
-    ax.set_title(f"{run_dir.name}: KL terms over training")
-    fig.tight_layout()
-    path = Path(out) if out is not None else run_dir / "kl.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path

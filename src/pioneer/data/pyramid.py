@@ -1,4 +1,4 @@
-"""The resolution pyramid cache and the held-out split.
+"""The resolution pyramid cache.
 
 Progressive training reads every image at every resolution from 4x4 to the final one, phase
 after phase. Decoding full-size files again at each step would dominate the run time, so every
@@ -26,10 +26,8 @@ import shutil
 import socket
 import time
 import warnings
-import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,15 +35,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pioneer.data.sources import DataError, ImageError, ImageSource, open_source
+from pioneer.atomic import fsync_path
+from pioneer.data.sources import DataError, ImageError, ImageSource
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1                 # bump when the on-disk layout changes: old caches are rebuilt
 MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
 META_FILE = "meta.json"
-CELEBA_FIRST_TEST_ORIG_IDX = 182637  # the paper's CelebA split: train <= 182636, test >= 182637
-DEFAULT_TEST_MODULUS = 50            # default split: crc32(key) % 50 == 0 -> test (2 %)
 _CHUNK_BYTES = 32 << 20              # top-level bytes decoded per chunk (float copy is 4x)
 _MAX_CHUNK = 256                     # images per chunk at small resolutions (smooth progress)
 _STALE_SECONDS = 24 * 3600           # age after which a foreign temporary folder is abandoned
@@ -123,23 +120,6 @@ def _clean_stale_temps(cache_dir: Path, final_name: str) -> None:
         if entry.name.startswith(prefix) and _is_stale(entry, entry.name[len(prefix):]):
             logger.info("removing %s, left over by an interrupted cache build", entry)
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _fsync_path(path: Path) -> None:
-    """fsync a file, or a folder on POSIX (makes a rename durable); best effort for folders."""
-    if path.is_dir():
-        if os.name != "posix":
-            return
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass  # some file systems refuse fsync on folders; the data files were synced
-        finally:
-            os.close(fd)
-    else:
-        with open(path, "rb+") as f:
-            os.fsync(f.fileno())
 
 
 def _read_meta(
@@ -261,7 +241,7 @@ class ImagePyramid:
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)  # also on Ctrl-C: leave nothing half-built
             raise
-        _fsync_path(cache_dir)
+        fsync_path(cache_dir)
         logger.info("built image cache %s (%d images)", final, meta["count"])
         return cls(final, meta)
 
@@ -323,15 +303,7 @@ def _build_into(
     if total == 0:
         raise DataError(f"{source!r} has no images: add images or point to other data")
     levels = pyramid_levels(resolution)
-    # The level files are sparse memmaps: a full disk would kill the process (SIGBUS) mid-build
-    # instead of raising, so check the space first.
-    needed = total * 3 * sum(r * r for r in levels)
-    free = shutil.disk_usage(folder).free
-    if free < needed:
-        raise DataError(
-            f"the image cache needs {needed / 2**30:.2f} GiB under {folder.parent} but only "
-            f"{free / 2**30:.2f} GiB are free: pass a cache_dir on a larger disk"
-        )
+    _check_space(folder, total * 3 * sum(r * r for r in levels))
     # Sized for every image; truncated to the valid ones at the end. Written chunk by chunk
     # so the data set never sits in RAM.
     arrays = {
@@ -376,15 +348,8 @@ def _build_into(
             bar.update(len(indices))
             if not good:
                 continue
-            n = len(good)
-            top = np.stack(good).transpose(0, 3, 1, 2)  # (n, R, R, 3) -> (n, 3, R, R)
-            arrays[resolution][count:count + n] = top
-            x = torch.from_numpy(np.ascontiguousarray(top)).float()  # (n, 3, R, R)
-            for r in reversed(levels[:-1]):
-                # Carry the exact float average down; round once per stored level.
-                x = F.avg_pool2d(x, 2)  # (n, 3, 2r, 2r) -> (n, 3, r, r)
-                arrays[r][count:count + n] = x.round().clamp_(0, 255).to(torch.uint8).numpy()
-            count += n
+            _store(arrays, count, np.stack(good).transpose(0, 3, 1, 2))  # (n, R, R, 3) -> (n, 3, R, R)
+            count += len(good)
     finally:
         bar.close()
         if executor is not None:
@@ -398,11 +363,11 @@ def _build_into(
             f"none of the {total} images of {source!r} could be decoded "
             f"(first error: {reasons[0]}): check the data"
         )
-    for r in levels:
+    for r in levels:  # drop the room left for skipped images, then make the levels durable
         path = _level_file(folder, r)
         if count < total:
             os.truncate(path, count * 3 * r * r)
-        _fsync_path(path)
+        fsync_path(path)
     if skipped:
         logger.warning("skipped %d of %d images that could not be decoded (listed in %s)",
                        len(skipped), total, META_FILE)
@@ -418,155 +383,31 @@ def _build_into(
         "skipped": skipped,
         "skip_reasons": reasons,
     }
-    with open(folder / META_FILE, "w", encoding="utf-8") as f:
-        json.dump(meta, f)
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_path(folder)
+    (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    fsync_path(folder / META_FILE)
+    fsync_path(folder)
     return meta
 
 
-# --------------------------------------------------------------------------------------------
-# Held-out split
-
-
-@dataclass
-class DataSplit:
-    """A pyramid and its train / held-out test indices (int64, sorted, disjoint)."""
-
-    pyramid: ImagePyramid
-    train: np.ndarray  # (N_train,) int64 indices into pyramid
-    test: np.ndarray   # (N_test,) int64 indices into pyramid
-
-
-def default_test_mask(keys: Sequence[str]) -> np.ndarray:
-    """Deterministic 2 % test split that is stable as a folder grows.
-
-    An image is test when ``crc32(key) % 50 == 0``, so adding images never moves an existing one
-    between train and test. With at least two images there is at least one of each (the image
-    with the smallest ``(crc32 % 50, crc32)`` is the fallback test image).
-    """
-    crc = np.array([zlib.crc32(k.encode("utf-8", "surrogateescape")) for k in keys], dtype=np.int64)
-    mask = crc % DEFAULT_TEST_MODULUS == 0
-    if len(keys) >= 2 and (not mask.any() or mask.all()):
-        first = int(np.lexsort((crc, crc % DEFAULT_TEST_MODULUS))[0])
-        mask[:] = False
-        mask[first] = True
-    return mask
-
-
-def _key_number(key: str) -> int | None:
-    """The CelebA-HQ idx in a key's file stem: its last run of digits ('imgHQ00123' -> 123)."""
-    digits = re.findall(r"\d+", PurePosixPath(key.replace("\\", "/")).stem)
-    return int(digits[-1]) if digits else None
-
-
-def _celeba_mask(keys: Sequence[str], lines: list[str], path: Path) -> np.ndarray:
-    """Test mask from CelebA-HQ's image_list.txt: test when orig_idx >= 182637."""
-    orig: dict[int, int] = {}
-    for lineno, line in enumerate(lines[1:], start=2):
-        parts = line.split()
-        if not parts or parts[0].startswith("#"):
-            continue
-        try:
-            orig[int(parts[0])] = int(parts[1])
-        except (IndexError, ValueError):
-            raise DataError(
-                f"{path} line {lineno} is not 'idx orig_idx orig_file proc_md5 final_md5': {line.strip()!r}"
-            ) from None
-    mask = np.zeros(len(keys), dtype=bool)
-    unmatched = 0
-    for i, key in enumerate(keys):
-        number = _key_number(key)
-        if number is None or number not in orig:
-            unmatched += 1
-        else:
-            mask[i] = orig[number] >= CELEBA_FIRST_TEST_ORIG_IDX
-    if unmatched:
-        warnings.warn(
-            f"{unmatched} of {len(keys)} images have no idx listed in the CelebA-HQ mapping {path}; "
-            "they are used for training",
-            stacklevel=3,
-        )
-    return mask
-
-
-def _list_mask(keys: Sequence[str], lines: list[str], path: Path) -> np.ndarray:
-    """Test mask from a list of keys (exact keys, or bare file names when unique)."""
-    by_key = {k: i for i, k in enumerate(keys)}
-    by_name: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        by_name.setdefault(PurePosixPath(k).name, []).append(i)
-    mask = np.zeros(len(keys), dtype=bool)
-    wanted = unmatched = 0
-    for line in lines:
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        wanted += 1
-        entry = entry.replace("\\", "/").removeprefix("./")
-        if entry in by_key:
-            mask[by_key[entry]] = True
-        elif "/" not in entry and len(by_name.get(entry, ())) == 1:
-            mask[by_name[entry][0]] = True
-        else:
-            unmatched += 1
-    if unmatched:
-        warnings.warn(
-            f"{unmatched} of {wanted} keys in the held-out list {path} match no image "
-            "(missing, or skipped as undecodable); they are ignored",
-            stacklevel=3,
-        )
-    return mask
-
-
-def holdout_mask(keys: Sequence[str], holdout: str | Path) -> np.ndarray:
-    """Test mask from a held-out file: a list of keys, or CelebA-HQ's ``image_list.txt``."""
-    path = Path(holdout).expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read held-out file {path}: {err}") from err
-    header = next((ln.split() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), [])
-    if header[:2] == ["idx", "orig_idx"]:
-        start = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["idx", "orig_idx"])
-        return _celeba_mask(keys, lines[start:], path)
-    return _list_mask(keys, lines, path)
-
-
-def open_dataset(
-    spec: str | Path,
-    resolution: int,
-    cache_dir: str | Path,
-    holdout: str | Path | None = None,
-    progress: bool = True,
-    **synthetic_kwargs: Any,
-) -> DataSplit:
-    """Open ``spec`` (see :func:`~pioneer.data.sources.open_source`), cache it and split it.
-
-    The held-out test set is, in order of precedence: the ``holdout`` file (a list of keys or
-    CelebA-HQ's ``image_list.txt``), the source's own split (``train_indices`` /
-    ``test_indices``, e.g. the synthetic faces), else :func:`default_test_mask`.
-    """
-    check_resolution(resolution)
-    source = open_source(spec, **synthetic_kwargs)
-    pyramid = ImagePyramid.build(source, resolution, cache_dir, progress=progress)
-    if holdout is not None:
-        mask = holdout_mask(pyramid.keys, holdout)
-        train, test = np.flatnonzero(~mask), np.flatnonzero(mask)
-    elif hasattr(source, "train_indices") and hasattr(source, "test_indices"):
-        # Map source indices to pyramid positions (-1: skipped as undecodable).
-        position = np.full(len(source), -1, dtype=np.int64)
-        position[pyramid.source_indices] = np.arange(len(pyramid), dtype=np.int64)
-        train = position[np.asarray(source.train_indices, dtype=np.int64)]
-        test = position[np.asarray(source.test_indices, dtype=np.int64)]
-        train, test = np.sort(train[train >= 0]), np.sort(test[test >= 0])
-    else:
-        mask = default_test_mask(pyramid.keys)
-        train, test = np.flatnonzero(~mask), np.flatnonzero(mask)
-    if train.size == 0:
+def _check_space(folder: Path, needed: int) -> None:
+    """The level files are sparse memmaps: a full disk would kill the process (SIGBUS) mid-build
+    instead of raising, so check the space first."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
         raise DataError(
-            f"the held-out split of {spec} leaves no training images "
-            f"({test.size} test of {len(pyramid)}): hold out fewer images"
+            f"the image cache needs {needed / 2**30:.2f} GiB under {folder.parent} but only "
+            f"{free / 2**30:.2f} GiB are free: pass a cache_dir on a larger disk"
         )
-    return DataSplit(pyramid, train.astype(np.int64), test.astype(np.int64))
+
+
+def _store(arrays: dict[int, np.ndarray], start: int, top: np.ndarray) -> None:
+    """Write top-level images (n, 3, R, R) uint8 at `start` into every level of `arrays`, each
+    level the 2x2 box average of the one above: the exact float average is carried down and
+    rounded once per stored level."""
+    levels = sorted(arrays)
+    n = len(top)
+    arrays[levels[-1]][start:start + n] = top
+    x = torch.from_numpy(np.ascontiguousarray(top)).float()  # (n, 3, R, R)
+    for r in reversed(levels[:-1]):
+        x = F.avg_pool2d(x, 2)  # (n, 3, 2r, 2r) -> (n, 3, r, r)
+        arrays[r][start:start + n] = x.round().clamp_(0, 255).to(torch.uint8).numpy()

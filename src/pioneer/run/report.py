@@ -7,10 +7,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pioneer.run.files import KL_PLOT, RunFolder
+from pioneer.run.jsonl import read_jsonl
+from pioneer.run.plots import plot_kl
+
 if TYPE_CHECKING:
-    from .api import Pioneer
-    from .data import DataSplit
-    from .health import DivergenceMonitor
+    from pioneer.inference.facade import Pioneer
+    from pioneer.data import DataSplit
+    from pioneer.training.health import DivergenceMonitor
 
 
 def _latest(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -60,13 +64,11 @@ def _collapse_signals(stats: list[dict[str, Any]]) -> list[str]:
 
 def _run_monitor(run_dir: Path) -> "DivergenceMonitor":
     """A monitor with the run's own thresholds (options.json), stopping at the first divergence."""
-    import json
-
-    from .health import DivergenceMonitor
+    from pioneer.training.health import DivergenceMonitor
 
     kwargs: dict[str, Any] = {}
     try:
-        cfg = json.loads((run_dir / "options.json").read_text()).get("config", {})
+        cfg = RunFolder(run_dir).read_options().get("config", {})
         kwargs = {k: cfg[k] for k in ("gap_threshold", "collapse_rank", "dead_cycle") if k in cfg}
     except (OSError, ValueError, AttributeError):
         pass
@@ -75,7 +77,7 @@ def _run_monitor(run_dir: Path) -> "DivergenceMonitor":
 
 def _grids(run_dir: Path, model: "Pioneer | None", data: "DataSplit | None", out_dir: Path) -> list[tuple[str, str]]:
     """(caption, relative path) of a sample grid and a reconstruction grid."""
-    from .images import interleave, make_grid, save_png
+    from pioneer.images import interleave, make_grid, save_png
 
     items = []
     if model is not None:
@@ -87,7 +89,7 @@ def _grids(run_dir: Path, model: "Pioneer | None", data: "DataSplit | None", out
             save_png(out_dir / "reconstructions.png", make_grid(interleave(x.float() / 127.5 - 1, rec), 8))
             items.append(("held-out inputs and reconstructions (pairs)", f"{out_dir.name}/reconstructions.png"))
         return items
-    grids = sorted((run_dir / "grids").glob("*.png"))
+    grids = sorted(RunFolder(run_dir).grids.glob("*.png"))
     for prefix in ("samples", "reconstructions"):
         latest = [g for g in grids if g.name.startswith(prefix)]
         if latest:
@@ -98,10 +100,8 @@ def _grids(run_dir: Path, model: "Pioneer | None", data: "DataSplit | None", out
 def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "DataSplit | None" = None) -> Path:
     """Write RUN/report.md (and RUN/report/*.png); returns its path. With a model, the grids are
     fresh samples (and reconstructions of `data`'s test images); without, the run's latest grids."""
-    from .health import plot_kl
-    from .metrics import read_jsonl
-
     run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
     out_dir = run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# Evaluation report: {run_dir.name}", "", f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."]
@@ -109,7 +109,7 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
         lines.append(f"Model: `{model.source}`, {model.resolution}x{model.resolution}, "
                      f"{model.images_seen / 1000:g} kimg.")
     lines += ["", "## Metrics (latest value of each)", ""]
-    latest = _latest(read_jsonl(run_dir / "metrics.jsonl"))
+    latest = _latest(read_jsonl(run.metrics))
     if latest:
         lines += ["| metric | value | kimg | details |", "|---|---|---|---|"]
         for name, r in sorted(latest.items()):
@@ -127,11 +127,11 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
             lines += _collapse_table(latest["collapse"]["results"])
     else:
         lines.append("No metrics yet: run `pioneer evaluate --model RUN`.")
-    stats = read_jsonl(run_dir / "stats.jsonl")
+    stats = read_jsonl(run.stats)
     lines += ["", "## Training health", ""]
     if stats:
         try:
-            plot = plot_kl(run_dir, out_dir / "kl.png")
+            plot = plot_kl(run_dir, out_dir / KL_PLOT)
             lines += [f"![KL terms]({out_dir.name}/{plot.name})", ""]
         except (ValueError, ImportError) as e:
             lines.append(f"(no KL plot: {e})")
@@ -148,6 +148,5 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
     lines += ["", "## Images", ""]
     for caption, rel in _grids(run_dir, model, data, out_dir):
         lines += [f"**{caption}**", "", f"![{caption}]({rel})" if rel else "", ""]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    run.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return run.report

@@ -2,50 +2,54 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_text
+from pioneer.atomic import atomic_write_text
+from pioneer.run.files import RunFolder
+from pioneer.run.jsonl import dumps, read_jsonl, write_record
 
 
 class StatsWriter:
     """Appends records to `run_dir/stats.jsonl` and, when tensorboard is installed, to
     `run_dir/tensorboard`. Each record is written with one write() call and flushed, so a
-    killed run leaves whole lines only."""
+    killed run leaves whole lines only.
+
+    resume_images: the run continues from this many images: records logged after it (by the
+    session that was interrupted) are dropped, in the JSONL file and in TensorBoard."""
 
     def __init__(self, run_dir: str | Path, resume_images: int | None = None, tensorboard: bool = True) -> None:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        self.path = Path(run_dir) / "stats.jsonl"
+        self.run = RunFolder(run_dir)
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        self.path = self.run.stats
+        self._tensorboard = tensorboard
+        self._open(resume_images)
+
+    def _open(self, resume_images: int | None) -> None:
         if resume_images is not None and self.path.exists():
-            self._truncate_after(resume_images)
+            # Records written after the checkpoint we resume from would be logged twice.
+            kept = [r for r in read_jsonl(self.path) if r.get("images_seen", 0) <= resume_images]
+            atomic_write_text(self.path, "".join(dumps(r) for r in kept))
         self._file = open(self.path, "a", encoding="utf-8")
         self._tb = None
-        if tensorboard:
+        if self._tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
             except ImportError:
                 warnings.warn("tensorboard is not installed: logging to stats.jsonl only "
-                              "(pip install tensorboard to get TensorBoard logs)", stacklevel=2)
+                              "(pip install tensorboard to get TensorBoard logs)", stacklevel=3)
+                self._tensorboard = False
             else:
-                self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resume_images)
+                self._tb = SummaryWriter(str(self.run.tensorboard), purge_step=resume_images)
 
-    def _truncate_after(self, images_seen: int) -> None:
-        # Records written after the checkpoint we resume from would be logged twice.
-        keep = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a killed run
-            if rec.get("images_seen", 0) <= images_seen:
-                keep.append(line)
-        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
+    def rewind(self, images_seen: int) -> None:
+        """Forget the records after `images_seen` (the run went back there: a rollback)."""
+        self.close()
+        self._open(images_seen)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        write_record(self._file, record)
         if self._tb is not None:
             step = int(record["images_seen"])
             for k, v in record.items():
@@ -63,6 +67,5 @@ class StatsWriter:
 
 
 def read_stats(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of a run's stats.jsonl."""
-    path = Path(run_dir) / "stats.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """All records of a run's stats.jsonl (a torn last line is skipped)."""
+    return read_jsonl(RunFolder(run_dir).stats)

@@ -6,19 +6,18 @@ from pathlib import Path
 
 import click
 
-
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
+from pioneer.cli.common import fail
+from pioneer.run.files import SNAPSHOT
 
 
 def _snapshot_path(model: str) -> Path:
     p = Path(model)
     if p.is_dir():
-        p = p / "snapshot.safetensors"
+        p = p / SNAPSHOT
         if not p.is_file():
-            _fail(f"{model} has no snapshot.safetensors: pass a run folder that has finished a snapshot, or the file")
+            fail(f"{model} has no snapshot.safetensors: pass a run folder that has finished a snapshot, or the file")
     elif not p.is_file():
-        _fail(f"--model {model} does not exist: pass a run folder or its snapshot.safetensors")
+        fail(f"--model {model} does not exist: pass a run folder or its snapshot.safetensors")
     return p
 
 
@@ -57,26 +56,26 @@ def evaluate(model: str | None, metric_names: str, data: str | None, holdout: st
       pioneer evaluate --model runs/00000-synthetic64 --metrics fid1k,lpips_rec --num 256
       pioneer evaluate --model runs/00003-celebahq256 --metrics fid50k,lpips_rec,ppl,identity
     """
-    from .metrics import MetricContext, MetricError, evaluate as run_metrics, format_table, list_metrics
+    from pioneer.metrics import MetricContext, MetricError, evaluate as run_metrics, format_table, list_metrics
 
     if list_only:
         for name, desc in list_metrics().items():
             click.echo(f"{name:<10} {desc}")
         return
     if model is None:
-        _fail("--model is required: a run folder or its snapshot.safetensors")
+        fail("--model is required: a run folder or its snapshot.safetensors")
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     known = list_metrics()
     unknown = [n for n in names if n not in known]
     if not names or unknown:
-        _fail(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: use {', '.join(known)}")
+        fail(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: use {', '.join(known)}")
     snapshot = _snapshot_path(model)
 
-    from .api import InputError
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .metrics.inception import InceptionUnavailable
-    from .metrics.perceptual import PerceptualUnavailable
+    from pioneer.inference.inputs import InputError
+    from pioneer.run.checkpoint import CheckpointError
+    from pioneer.data import DataError
+    from pioneer.metrics.inception import InceptionUnavailable
+    from pioneer.metrics.perceptual import PerceptualUnavailable
 
     try:
         ctx = MetricContext.from_snapshot(
@@ -88,17 +87,17 @@ def evaluate(model: str | None, metric_names: str, data: str | None, holdout: st
                    f"on {ctx.data_spec or '(no data)'}", err=True)
         records = run_metrics(names, ctx, jsonl=out)
     except (MetricError, InputError, CheckpointError, DataError, InceptionUnavailable, PerceptualUnavailable) as e:
-        _fail(str(e))
+        fail(str(e))
     click.echo(format_table(records))
     target = out or (ctx.run_dir / "metrics.jsonl" if ctx.run_dir else None)
     if target:
         click.echo(f"appended to {target}", err=True)
     if report and ctx.run_dir is not None:
-        from .report import write_report
+        from pioneer.run.report import write_report
 
         path = write_report(ctx.run_dir, model=ctx.model, data=ctx.data)
         click.echo(f"report: {path}", err=True)
 
 
-def register(group: click.Group) -> None:
-    group.add_command(evaluate)
+
+COMMANDS = (evaluate,)

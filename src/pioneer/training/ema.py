@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .spectral import power_iteration, sn_buffer_names, spectral_norm_layers
+from pioneer.model.spectral import power_iteration, sn_buffer_names, spectral_norm_layers
 
 
 class EmaUpdate:

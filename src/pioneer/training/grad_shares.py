@@ -33,9 +33,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import LossConfig
-from .loss import kl_divergence, mmd
-from .networks import sample_prior
+from pioneer.config import LossConfig
+from pioneer.model.loss import kl_divergence, mmd
+from pioneer.model.networks import sample_prior
 
 
 def _grad_norm(term: torch.Tensor, params: list[nn.Parameter]) -> float:

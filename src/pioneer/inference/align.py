@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from .data.sources import DECODE_ERRORS, ImageError, to_rgb
+from pioneer.data.sources import DECODE_ERRORS, ImageError, to_rgb
 
 LANDMARKS_MODEL = "shape_predictor_68_face_landmarks.dat"
 INSTALL_HINT = "pip install dlib-bin face-recognition-models (or pip install 'pioneer[align]')"

@@ -16,10 +16,11 @@ from typing import Any, Callable
 
 import torch
 
-from .config import RESOLUTIONS, TrainConfig
-from .networks import sample_prior
-from .schedule import TrainState, state_at
-from .training_loop import autocast_for, build_networks, make_optimizer, real_batch, training_iteration
+from pioneer.config import RESOLUTIONS, TrainConfig
+from pioneer.model.networks import sample_prior
+from pioneer.training.schedule import SchedulePoint, state_at
+from pioneer.data.batches import real_batch
+from pioneer.training.step import autocast_for, build_networks, make_optimizer, training_iteration
 
 # Dense peak TFLOP/s per device name fragment: (bf16, TF32, float32), from the vendors' sheets.
 PEAK_TFLOPS: dict[str, tuple[float, float, float]] = {
@@ -30,12 +31,6 @@ PEAK_TFLOPS: dict[str, tuple[float, float, float]] = {
     "A10": (125.0, 62.5, 31.2),
     "V100": (125.0, 15.7, 15.7),  # fp16 tensor cores; no bf16, no TF32
 }
-
-# The authors' code, measured for issue 5 on this project's CPU machines (2 cores, torch
-# 2.14.1, full-width paper architecture, stable phase, float32): resolution -> (batch, img/s).
-AUTHORS_CPU_2CORE: dict[int, tuple[int, float]] = {4: (128, 88.0), 8: (128, 22.8), 16: (128, 5.0),
-                                                    32: (64, 1.20), 64: (32, 0.38)}
-
 
 def peak_tflops(device: torch.device, bf16: bool) -> float | None:
     """The device's dense peak for the precision the convolutions run in (bf16; else TF32 when
@@ -54,9 +49,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _stable_state(resolution: int, batch: int) -> TrainState:
+def _stable_state(resolution: int, batch: int) -> SchedulePoint:
     level = RESOLUTIONS.index(resolution)
-    return TrainState(images_seen=0, rule_index=0, phase=level, resolution=resolution, alpha=1.0, lr=1e-3,
+    return SchedulePoint(images_seen=0, rule_index=0, phase=level, resolution=resolution, alpha=1.0, lr=1e-3,
                       margin=0.2, batch_size=batch, recon_weight=1.5, phase_start_kimg=0.0)
 
 
@@ -184,7 +179,7 @@ def measure(kind: str, cfg: TrainConfig, variant: str, resolution: int, batch: i
 def loader_images_per_s(pyramid: Any, indices: torch.Tensor, resolution: int, batch: int, device: torch.device,
                         channels_last: bool, iters: int = 20, seed: int = 0) -> float:
     """Images/s of the training loop's data path: random batch from the uint8 pyramid, (pinned)
-    upload, conversion to float, flips and fade-in blending (`training_loop.real_batch`)."""
+    upload, conversion to float, flips and fade-in blending (`pioneer.data.batches.real_batch`)."""
     g = torch.Generator().manual_seed(seed)
     times = []
     for i in range(iters + 2):

@@ -1,0 +1,23 @@
+"""The `pioneer` command: a thin layer over the library. One module per command group:
+train.py (training, and launch.py for torchrun), images.py (reconstruct, sample, interpolate,
+attributes, edit, align), evaluate.py (metrics)."""
+
+from __future__ import annotations
+
+import click
+
+from pioneer.cli import evaluate, images, train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="pioneer")
+def main() -> None:
+    """Balanced PIONEER: train progressively growing generative autoencoders, then encode,
+    reconstruct, interpolate and edit images through their latent space."""
+
+
+for _module in (train, images, evaluate):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
+
+__all__ = ["main"]

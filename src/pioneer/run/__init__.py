@@ -1,0 +1,1 @@
+"""The run folder: file names and discovery, checkpoints, logs (JSONL, TensorBoard), plots and the report."""

@@ -1,0 +1,309 @@
+"""The training loop: one encoder step and `decoder_steps` decoder steps per iteration,
+counting images seen; everything else (phase, resolution, alpha, lr, margin, batch) comes from
+the schedule as a function of that count.
+
+The same code runs on CPU, one GPU and many (torchrun): each rank draws the same global batch
+(indices, flips, prior codes) from an identically seeded generator and keeps its slice, the KL
+statistics are computed over the global batch, and gradients are averaged. So a run is
+determined by its seed, not by the number of processes, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from pioneer import distributed as dist
+from pioneer.config import RESOLUTIONS, TrainConfig
+from pioneer.data.batches import real_batch
+from pioneer.model.loss import DecoderLoss, EncoderLoss
+from pioneer.model.networks import native_bf16_cpu, sample_prior
+from pioneer.atomic import atomic_write_text
+from pioneer.run.checkpoint import last_good_state, load_training_state, save_snapshot
+from pioneer.run.checkpoint import save_training_state
+from pioneer.run.files import RunFolder, cache_dir as resolve_cache_dir
+from pioneer.run.stats import StatsWriter
+from pioneer.training.ema import EmaUpdate
+from pioneer.training.grad_shares import gradient_shares
+from pioneer.training.health import Action, DivergenceMonitor, Verdict
+from pioneer.training.image_pool import global_pool, pool_size
+from pioneer.training.preview import Preview
+from pioneer.training.records import RecordMeter, progress_text
+from pioneer.training.schedule import SchedulePoint, state_at
+from pioneer.training.signals import stop_requests
+from pioneer.training.state import TrainingState
+from pioneer.training.step import autocast_for, set_lr, training_iteration
+
+
+@dataclass
+class TrainResult:
+    images_seen: int
+    iterations: int
+    heldout_l1: float | None
+    interrupted: bool
+    seconds: float
+    last_stats: dict[str, Any] = field(default_factory=dict)
+    encoder: torch.nn.Module | None = None        # the trained networks, for use from Python
+    decoder: torch.nn.Module | None = None
+    decoder_ema: torch.nn.Module | None = None
+    diverged: str | None = None                   # why the monitor stopped the run, if it did
+    rollbacks: int = 0
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str = "cpu", resume: bool = False,
+          cache_dir: str | Path | None = None, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train (or continue training) into `run_dir`.
+
+    stop_after: stop after this many iterations of this call (a checkpoint is written), as if
+    the run had been interrupted there; for tests and for splitting a long run.
+    The caller's global RNG and cuDNN settings are left as they were.
+    """
+    device = torch.device(device)
+    _check_run(cfg, device)
+    with torch.random.fork_rng(devices=[]), _cudnn_benchmark(device.type == "cuda"):
+        return _train(cfg, RunFolder(run_dir), device, resume, resolve_cache_dir(cache_dir), progress, stop_after)
+
+
+def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool, cache_dir: Path, progress: bool,
+           stop_after: int | None) -> TrainResult:
+    # Setup: data, the training state (new or resumed), logs, the monitor, fixed preview inputs.
+    main, sched, lcfg = dist.is_main(), cfg.schedule, cfg.loss
+    split = _open_data(cfg, cache_dir, progress)
+    state = TrainingState.create(cfg, split.train, device)
+    if resume:
+        state.load_state_dict(load_training_state(run.state), source=str(run.state))
+    state.broadcast()
+    stats = StatsWriter(run.path, resume_images=state.images_seen if resume else None) if main else None
+    # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
+    monitor = DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence,
+                                collapse_rank=cfg.collapse_rank, dead_cycle=cfg.dead_cycle)
+    preview = Preview(cfg, split.test, device)
+    autocast, gather = autocast_for(cfg, device), dist.gather_with_grad
+    update_ema = EmaUpdate(state.G_ema, state.G)  # G_ema's spectral-norm vectors fit its own weights
+    meter = RecordMeter(device, state.images_seen)
+    total = int(sched.total_kimg * 1000)
+    bar = tqdm(total=total, initial=min(state.images_seen, total), unit="img", unit_scale=True, dynamic_ncols=True,
+               disable=not (main and progress), smoothing=0.05)
+    t_start, start_iteration = time.perf_counter(), state.iteration
+    heldout_l1: float | None = None
+    last: dict[str, Any] = {}
+    diverged: str | None = None
+    interrupted = False
+    prev_phase = state_at(sched, lcfg, state.images_seen).phase
+    state.E.train(), state.G.train()
+
+    with stop_requests() as stop:
+        try:
+            while state.images_seen < total:
+                # One iteration.
+                st = state_at(sched, lcfg, state.images_seen)
+                if st.phase != prev_phase and main:
+                    bar.write(f"phase {st.phase}: {st.resolution}x{st.resolution} from {state.images_seen / 1000:g} kimg")
+                    prev_phase = st.phase
+                set_lr((state.opt_E, state.opt_G), st.lr)
+                x, z, z_dec, pooled = _draw_batch(state, split.pyramid, st, device)
+                le, lg = training_iteration(state.E, state.G, state.opt_E, state.opt_G, x, z, z_dec, st, lcfg,
+                                            autocast, gather, cfg.sn_cache, pooled)
+                update_ema(cfg.ema_decay)
+                before = state.images_seen
+                state.images_seen += st.batch_size
+                state.iteration += 1
+                bar.update(min(state.images_seen, total) - min(before, total))
+                meter.add(le, lg)
+
+                # Upkeep: the record and the monitor's verdict, then whatever falls due at this
+                # many images (grids, metrics, checkpoints, snapshots), then stopping.
+                now = state.images_seen
+                done = now >= total
+                stopping = stop_after is not None and state.iteration - start_iteration >= stop_after
+                if meter.count >= cfg.log_every or done or stopping:
+                    last = meter.record(now, state.iteration, st, le)
+                    if main:
+                        stats.write(last)
+                        bar.set_postfix_str(progress_text(last), refresh=False)
+                    stopping = stop.agreed(device) or stopping
+                    verdict = monitor.update(last)
+                    if verdict.action is not Action.OK and main:
+                        bar.write(f"{verdict.action.value}: {verdict.reason}")
+                    if verdict.action is Action.ROLLBACK and _roll_back(state, run, verdict, monitor, meter, bar,
+                                                                         stats):
+                        continue
+                    if verdict.action is not Action.OK and main:
+                        stats.write({"images_seen": now, "event": verdict.action.value, "reason": verdict.reason})
+                    if verdict.diverged:
+                        diverged = verdict.reason
+                        if main:
+                            bar.write(f"stopped: training diverged ({verdict.reason}); no checkpoint written")
+                        break
+
+                st_after = state_at(sched, lcfg, now)
+                phase_end = st_after.phase != st.phase
+                if phase_end and state.pool is not None:  # emptied here, so the checkpoint holds the new phase's pool
+                    state.pool.reset(pool_size(cfg.image_pool, st_after.resolution))
+                if main and (_crossed(before, now, cfg.grid_kimg) or phase_end or done):
+                    heldout_l1 = preview(state, split.pyramid, st, autocast, run, stats)
+                    _log_grid_record(state, st, x, heldout_l1, autocast, stats)
+                if main and cfg.metrics and (_crossed(before, now, cfg.metrics_kimg) or done):
+                    _run_metrics(state, st, run, cache_dir, device, bar)
+                if _crossed(before, now, cfg.checkpoint_kimg) or done or stopping or phase_end:
+                    if main and monitor.healthy and _finite(le, lg):  # never a state the monitor would not roll back to
+                        _checkpoint(state, st, run)
+                if main and (_crossed(before, now, cfg.snapshot_kimg) or done):
+                    save_snapshot(run.numbered_snapshot(now), state.G_ema, state.E, cfg.model, st.phase, st.alpha,
+                                  now, extra={"data": cfg.data})
+                if done or stopping:
+                    dist.barrier()  # rank 0 may still be writing; nobody leaves before it is done
+                if stopping and not done:
+                    interrupted = True
+                    if main:
+                        bar.write(f"stopped at {now / 1000:g} kimg; continue with: pioneer train --resume {run.path}")
+                    break
+        finally:  # also on errors: close the bar and the logs
+            bar.close()
+            if main:
+                stats.close()
+
+    seconds = time.perf_counter() - t_start
+    if main:
+        atomic_write_text(run.summary, json.dumps({
+            "images_seen": state.images_seen, "iterations": state.iteration, "heldout_l1": heldout_l1,
+            "seconds_this_session": seconds, "iterations_this_session": state.iteration - start_iteration,
+            "finished": state.images_seen >= total, "diverged": diverged, "rollbacks": monitor.rollbacks}, indent=2) + "\n")
+    return TrainResult(state.images_seen, state.iteration, heldout_l1, interrupted, seconds, last, state.E, state.G,
+                       state.G_ema, diverged, monitor.rollbacks)
+
+
+# ------------------------------------------------------------------------------------------------
+# The pieces of the loop
+
+
+def _check_run(cfg: TrainConfig, device: torch.device) -> None:
+    """Errors a run would otherwise meet late: a schedule beyond the model, a batch that does not
+    split over the processes. Warns when bf16 would be emulated."""
+    final_res = RESOLUTIONS[cfg.schedule.final_phase]
+    if final_res > cfg.model.max_resolution:
+        raise ValueError(f"the schedule reaches {final_res}px but the model stops at {cfg.model.max_resolution}px")
+    world = dist.world_size()
+    for res, b in cfg.schedule.batch_sizes.items():
+        if res <= final_res and b % world:
+            raise ValueError(f"batch size {b} at {res}px does not split over {world} processes: "
+                             f"use a multiple of {world}")
+    if cfg.amp and device.type == "cpu" and not native_bf16_cpu():
+        warnings.warn("bf16 is emulated on this CPU (no AVX512-BF16/AMX) and slower than float32: "
+                      "train with --no-amp", stacklevel=3)
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    """Let cuDNN pick kernels (shapes are fixed within a phase) for the run only."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on or before
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _open_data(cfg: TrainConfig, cache_dir: Path, progress: bool) -> Any:
+    """The data split at the schedule's final resolution: rank 0 builds the cache, the others
+    open it afterwards."""
+    from pioneer.data import open_dataset  # data pulls in PIL/numpy helpers; keep import light
+
+    kwargs = dict(spec=cfg.data, resolution=RESOLUTIONS[cfg.schedule.final_phase], cache_dir=cache_dir,
+                  holdout=cfg.holdout)
+    split = open_dataset(progress=progress, **kwargs) if dist.is_main() else None
+    dist.barrier()
+    return split if split is not None else open_dataset(progress=False, **kwargs)
+
+
+def _draw_batch(state: TrainingState, pyramid: Any, st: SchedulePoint, device: torch.device
+                ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], Any]:
+    """This rank's slice of the global batch: real images x (b, 3, r, r), the encoder step's
+    prior codes z (b, D), one code batch per decoder step, and the image pool's query function.
+
+    The global draws are identical on every rank. They are drawn on the CPU (one generator for
+    every device) and uploaded with non_blocking=True: a blocking copy would wait for the GPU to
+    finish the previous iteration."""
+    cfg, gen, B, world = state.cfg, state.gen, st.batch_size, dist.world_size()
+    lo, hi = dist.rank() * B // world, (dist.rank() + 1) * B // world
+    D = cfg.model.latent_dim
+    idx = state.stream.take(B)[lo:hi]
+    flip = (torch.rand(B, generator=gen) < 0.5)[lo:hi].to(device, non_blocking=True)
+    z = sample_prior(B, D, gen)[lo:hi].to(device, non_blocking=True)
+    x = real_batch(pyramid, idx, st.resolution, device, cfg.channels_last, st.alpha, flip)
+    z_dec = [sample_prior(B, D, gen)[lo:hi].to(device, non_blocking=True) for _ in range(cfg.loss.decoder_steps)]
+    use_pool = state.pool is not None and st.alpha >= 1
+    pooled = global_pool(state.pool, gen, dist.gather_with_grad, lo, hi) if use_pool else None
+    return x, z, z_dec, pooled
+
+
+def _roll_back(state: TrainingState, run: RunFolder, verdict: Verdict, monitor: DivergenceMonitor,
+               meter: RecordMeter, bar: tqdm, stats: StatsWriter | None) -> bool:
+    """Put the run back to its last good checkpoint with fresh batches; False when there is none
+    (then the run stops)."""
+    good = last_good_state(run.state)
+    if good is None:
+        return False
+    detected_at = state.images_seen
+    state.load_state_dict(good, source=str(run.state))
+    state.gen.manual_seed(state.cfg.seed + 7919 * (monitor.rollbacks + 1))  # not the same batches again
+    monitor.rolled_back(state.images_seen)
+    meter.reset(state.images_seen)
+    bar.n = min(state.images_seen, bar.total)
+    if stats is not None:
+        bar.write(f"rolled back to {state.images_seen / 1000:g} kimg")
+        stats.rewind(state.images_seen)  # drop the records after the rollback point, then note the event
+        stats.write({"images_seen": state.images_seen, "event": "rollback", "reason": verdict.reason,
+                     "detected_at": detected_at})
+    return True
+
+
+def _log_grid_record(state: TrainingState, st: SchedulePoint, x: torch.Tensor, heldout_l1: float, autocast: Any,
+                     stats: StatsWriter) -> None:
+    """The grid record: held-out L1, and which loss term drives E and G on the last real batch x
+    (gradient shares; the training trajectory is unchanged)."""
+    now, cfg = state.images_seen, state.cfg
+    shares = gradient_shares(state.E, state.G, x, st.phase, st.alpha, st.margin, st.recon_weight, cfg.loss,
+                             seed=cfg.seed * 1_000_003 + now, autocast=autocast)
+    stats.write({"images_seen": now, "kimg": now / 1000, "heldout_l1": heldout_l1, **shares})
+
+
+def _checkpoint(state: TrainingState, st: SchedulePoint, run: RunFolder) -> None:
+    """The training state and the latest inference snapshot (rank 0)."""
+    save_training_state(run.state, state.state_dict())
+    save_snapshot(run.snapshot, state.G_ema, state.E, state.cfg.model, st.phase, st.alpha, state.images_seen,
+                  extra={"data": state.cfg.data})
+
+
+def _run_metrics(state: TrainingState, st: SchedulePoint, run: RunFolder, cache_dir: Path, device: torch.device,
+                 bar: tqdm) -> None:
+    from pioneer import metrics  # heavy (Inception, LPIPS): only when asked for
+
+    cfg, now = state.cfg, state.images_seen
+    try:
+        for rec in metrics.evaluate_during_training(cfg.metrics, state.E, state.G_ema, st.phase, st.alpha, now,
+                                                    run.path, cfg.data, cache_dir=cache_dir, holdout=cfg.holdout,
+                                                    device=device):
+            bar.write(f"{now / 1000:g} kimg: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in rec.items() if isinstance(v, float) and k != "seconds"))
+    except (ValueError, RuntimeError, OSError, ImportError) as e:  # a metric must not end a long run
+        bar.write(f"warning: metrics failed at {now / 1000:g} kimg: {e}")
+
+
+def _finite(le: EncoderLoss, lg: DecoderLoss) -> bool:
+    return bool(torch.isfinite(le.total) & torch.isfinite(lg.total))
+
+
+def _crossed(before: int, after: int, every_kimg: float) -> bool:
+    """True when [before, after) crossed a multiple of every_kimg (in images)."""
+    step = every_kimg * 1000
+    return step > 0 and int(after // step) > int(before // step)

@@ -1,0 +1,51 @@
+"""What training shows of itself at each grid: the held-out L1 of G_ema(E(x)), and image grids
+of samples from fixed codes and of fixed held-out images beside their reconstructions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from pioneer.config import TrainConfig
+from pioneer.data.batches import real_batch
+from pioneer.images import interleave, make_grid, save_png
+from pioneer.model.networks import sample_prior
+from pioneer.run.files import RunFolder
+from pioneer.run.stats import StatsWriter
+from pioneer.training.schedule import SchedulePoint
+from pioneer.training.state import TrainingState
+
+
+class Preview:
+    """Fixed inputs, drawn once and never from the training generator: grid_size^2 prior codes
+    and the first 256 held-out images."""
+
+    def __init__(self, cfg: TrainConfig, test_indices: Any, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.n_grid = cfg.grid_size * cfg.grid_size
+        self.grid_z = sample_prior(self.n_grid, cfg.model.latent_dim, torch.Generator().manual_seed(cfg.seed + 7))
+        self.heldout_idx = torch.as_tensor(test_indices[:256], dtype=torch.long)
+
+    @torch.no_grad()
+    def __call__(self, state: TrainingState, pyramid: Any, st: SchedulePoint, autocast: Any,
+                 run: RunFolder | None = None, stats: StatsWriter | None = None) -> float:
+        """Held-out L1 and, with `run`, the two grids (PNG, and TensorBoard through `stats`).
+        Networks run in eval mode, so spectral-norm vectors are not advanced: the training
+        trajectory does not depend on when we look at it."""
+        E, G_ema, cfg = state.E, state.G_ema, self.cfg
+        E.eval()
+        with autocast:
+            x = real_batch(pyramid, self.heldout_idx, st.resolution, self.device, cfg.channels_last, st.alpha)
+            rec = G_ema(E(x, st.phase, st.alpha), st.phase, st.alpha).float()
+            l1 = (rec - x).abs().mean().item()
+            if run is not None:
+                samples = G_ema(self.grid_z.to(self.device), st.phase, st.alpha)
+                n_pairs = self.n_grid // 2  # input, reconstruction, input, ...
+                for kind, images in (("samples", samples), ("reconstructions", interleave(x[:n_pairs], rec[:n_pairs]))):
+                    grid = make_grid(images, cfg.grid_size)
+                    save_png(run.grid(kind, state.images_seen), grid)
+                    if stats is not None:
+                        stats.add_image(kind, grid, state.images_seen)
+        E.train()
+        return l1
