@@ -58,9 +58,11 @@ def serve(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | None, co
     """Serve the page until Ctrl-C or SIGTERM. `ready(url)` is called once it answers."""
     torch.set_num_threads(config.threads)       # this process serves the page and nothing else
     with tempfile.TemporaryDirectory(prefix="pioneer-demo-") as tmp:
-        # gradio reads its upload folder from the environment when it is imported
+        # gradio reads its upload folder from the environment when it is imported; matplotlib
+        # (imported by gradio while serving) would otherwise write a font cache into the home folder
         os.environ["GRADIO_TEMP_DIR"] = str(Path(tmp) / "gradio")
         os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+        os.environ["MPLCONFIGDIR"] = str(Path(tmp) / "matplotlib")
         from .app import CSS, build_app
 
         session = make_session(snapshot, vectors_dir, config, echo)

@@ -1,0 +1,169 @@
+"""`pioneer demo` end to end in a real browser: Debian's chromium driven by Playwright (never
+`playwright install`, which downloads a browser). The server runs as the command a person
+types, on a free localhost port, in an empty working folder with its own TMPDIR and HOME, so
+the test also sees that it writes nothing outside its temporary folder and removes that."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pioneer.data import SyntheticFaces
+
+pytest_plugins = ["model_fixtures"]
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _require_browser() -> None:
+    """Skip where the tools are missing, except in CI, where .ci/run installs them."""
+    missing = [what for what, ok in (("gradio", _importable("gradio")), ("playwright", _importable("playwright")),
+                                     (CHROMIUM, Path(CHROMIUM).is_file())) if not ok]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test needs {', '.join(missing)} (.ci/run installs them)")
+        pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[test]'; apt-get install chromium")
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`pioneer demo` in a subprocess; `url` once it serves, `stop()` ends it (SIGTERM, then kill)."""
+
+    def __init__(self, snapshot: Path, root: Path) -> None:
+        self.cwd, self.tmp, self.home = root / "cwd", root / "tmp", root / "home"
+        for d in (self.cwd, self.tmp, self.home):
+            d.mkdir()
+        env = dict(os.environ, TMPDIR=str(self.tmp), HOME=str(self.home), PYTHONUNBUFFERED="1")
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        self.proc = subprocess.Popen([sys.executable, "-m", "pioneer", "demo", "--model", str(snapshot), "--port", str(port)],
+                                     cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("pioneer demo on http://127.0.0.1"):
+                self._ready.set()
+
+    def wait(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the demo did not start:\n" + "\n".join(self.lines))
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)   # its own session: nothing it started survives
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server(tiny_snapshot, tmp_path):
+    _require_browser()
+    srv = Server(tiny_snapshot, tmp_path)
+    try:
+        srv.wait()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _image(page, selector: str) -> np.ndarray:
+    """The pixels an <img> shows, fetched as the browser fetched them."""
+    src = page.get_attribute(f"{selector} img", "src")
+    response = page.request.get(src)
+    assert response.ok, src
+    return np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.slow
+def test_upload_reconstruct_edit_and_bad_files(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    face = tmp_path / "face.png"
+    Image.fromarray(SyntheticFaces().load(11000, 64)).save(face)
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a photo")
+    wall = tmp_path / "wall.png"          # no face in it
+    Image.fromarray(np.tile(np.linspace(0, 255, 160, dtype=np.uint8)[None, :, None], (160, 1, 3))).save(wall)
+
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(server.url)
+            page.wait_for_selector("#photo input[type=file]", state="attached", timeout=30_000)
+
+            page.set_input_files("#photo input[type=file]", str(face))
+            page.wait_for_selector("#reconstruction img", timeout=30_000)
+            assert "Encoded once" in page.inner_text("#status")
+            reconstruction = _image(page, "#reconstruction")
+            assert reconstruction.shape == (256, 256, 3) and reconstruction.std() > 1.0
+            before = _image(page, "#edited")
+            assert np.array_equal(before, reconstruction)             # all sliders at 0
+
+            src = page.get_attribute("#edited img", "src")
+            page.locator("#slider-0 input[type=range]").fill("2")
+            page.wait_for_function("s => document.querySelector('#edited img').src !== s", arg=src, timeout=30_000)
+            assert np.abs(_image(page, "#edited") - before).mean() > 0.5
+
+            page.set_input_files("#photo input[type=file]", str(text))
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('not an image')",
+                                   timeout=30_000)
+            assert "notes.txt is not an image this page can read" in page.inner_text("#status")
+            assert np.array_equal(_image(page, "#reconstruction"), reconstruction)   # the page is still alive
+
+            page.set_input_files("#photo input[type=file]", str(wall))
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Encoded once')",
+                                   timeout=30_000)
+            if _importable("dlib"):          # alignment on: the same photo now has no face to find
+                page.locator("#align input[type=checkbox]").check()
+                page.wait_for_function("() => document.querySelector('#status').innerText.includes('no face')",
+                                       timeout=30_000)
+                assert "no face was found in wall.png: turn alignment off" in page.inner_text("#status")
+        finally:
+            browser.close()
+
+    local = ("http://127.0.0.1", "data:", "blob:")
+    assert requests and all(u.startswith(local) for u in requests), [u for u in requests if not u.startswith(local)]
+    assert "Traceback" not in "\n".join(server.lines)
+    assert server.stop() == 0
+    assert "demo stopped" in server.lines[-1]
+    assert not any(server.cwd.iterdir()) and not any(server.tmp.iterdir()), "the demo left files behind"
+    leftovers = [p for p in server.home.rglob("*")]
+    assert not leftovers, leftovers
