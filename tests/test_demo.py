@@ -18,7 +18,11 @@ from pioneer.cli import main
 from pioneer.data import SyntheticFaces
 from pioneer.demo import DemoConfig, DemoError, DemoSession
 from pioneer.demo.examples import build_examples
-from pioneer.demo.vectors import load_vector_dir, synthetic_vectors, trained_on_synthetic
+from pioneer.demo.vectors import (
+    load_vector_dir,
+    synthetic_vectors,
+    trained_on_synthetic,
+)
 from pioneer.latent import AttributeVector
 
 pytest_plugins = ["model_fixtures"]
@@ -167,9 +171,9 @@ def test_vector_folder_skips_vectors_of_other_models(model, tmp_path):
     assert "junk.safetensors" in text and len(notices) == 3
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert load_vector_dir(empty, model)[1] == [f"no attribute vectors (*.safetensors) in {empty}: make some with "
-                                                "`pioneer attributes`"]
-    with pytest.raises(ValueError, match="is not a folder"):
+    expected = f"no attribute vectors (*.safetensors) in {empty}: make some with `pioneer attributes`"
+    expected = f"no attribute vectors (*.safetensors) in {empty}: make some with `pioneer attributes`"
+    assert load_vector_dir(empty, model)[1] == [expected]
         load_vector_dir(tmp_path / "nowhere", model)
     with pytest.raises(DemoError, match="7 dimensions"):
         DemoSession(model, [AttributeVector(torch.ones(7), "Short", 1, 1)])

@@ -7,92 +7,23 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from demo_server import Server, importable, launch_browser, missing_tools
 from PIL import Image
 
 from pioneer.data import SyntheticFaces
 
 pytest_plugins = ["model_fixtures"]
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _require_browser() -> None:
-    """Skip where the tools are missing, except in CI, where .ci/run installs them."""
-    missing = [what for what, ok in (("gradio", _importable("gradio")), ("playwright", _importable("playwright")),
-                                     (CHROMIUM, Path(CHROMIUM).is_file())) if not ok]
-    if missing:
+@pytest.fixture
+def server(tiny_snapshot, tmp_path):
+    missing = missing_tools()
+    if missing:                         # CI installs them all (.ci/run): there a missing tool is a failure
         if os.environ.get("CI"):
             pytest.fail(f"the browser test needs {', '.join(missing)} (.ci/run installs them)")
         pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[test]'; apt-get install chromium")
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`pioneer demo` in a subprocess; `url` once it serves, `stop()` ends it (SIGTERM, then kill)."""
-
-    def __init__(self, snapshot: Path, root: Path) -> None:
-        self.cwd, self.tmp, self.home = root / "cwd", root / "tmp", root / "home"
-        for d in (self.cwd, self.tmp, self.home):
-            d.mkdir()
-        env = dict(os.environ, TMPDIR=str(self.tmp), HOME=str(self.home), PYTHONUNBUFFERED="1")
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}/"
-        self.proc = subprocess.Popen([sys.executable, "-m", "pioneer", "demo", "--model", str(snapshot), "--port", str(port)],
-                                     cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
-        self.lines: list[str] = []
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if line.startswith("pioneer demo on http://127.0.0.1"):
-                self._ready.set()
-
-    def wait(self, timeout: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the demo did not start:\n" + "\n".join(self.lines))
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)   # its own session: nothing it started survives
-                self.proc.wait(10)
-        return self.proc.returncode
-
-
-@pytest.fixture
-def server(tiny_snapshot, tmp_path):
-    _require_browser()
     srv = Server(tiny_snapshot, tmp_path)
     try:
         srv.wait()
@@ -122,7 +53,7 @@ def test_upload_reconstruct_edit_and_bad_files(server, tmp_path):
 
     requests: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        browser = launch_browser(p)
         try:
             page = browser.new_page()
             page.on("request", lambda r: requests.append(r.url))
@@ -151,7 +82,7 @@ def test_upload_reconstruct_edit_and_bad_files(server, tmp_path):
             page.set_input_files("#photo input[type=file]", str(wall))
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('Encoded once')",
                                    timeout=30_000)
-            if _importable("dlib"):          # alignment on: the same photo now has no face to find
+            if importable("dlib"):          # alignment on: the same photo now has no face to find
                 page.locator("#align input[type=checkbox]").check()
                 page.wait_for_function("() => document.querySelector('#status').innerText.includes('no face')",
                                        timeout=30_000)

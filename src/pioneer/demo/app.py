@@ -120,7 +120,7 @@ def build_app(session: DemoSession, examples: Sequence[Example], align_default: 
 
     # ---------------------------------------------------------------------------- layout
 
-    image = dict(buttons=["download", "fullscreen"], format="png", interactive=False)
+    image = {"buttons": ["download", "fullscreen"], "format": "png", "interactive": False}
     with gr.Blocks(title="pioneer demo", analytics_enabled=False) as app:
         gr.Markdown(f"## pioneer: reconstruct, edit and interpolate faces\nModel: {session.describe()}.")
         gr.Markdown("\n".join(f"- {n}" for n in session.notices), visible=bool(session.notices), elem_id="notices")
@@ -137,7 +137,7 @@ def build_app(session: DemoSession, examples: Sequence[Example], align_default: 
                 recon_image = gr.Image(label="Reconstruction G(E(x))", elem_id="reconstruction", **image)
                 edited_image = gr.Image(label="Edited", elem_id="edited", **image)
             gallery = gr.Gallery(value=[(str(e.path), e.name) for e in examples], label="... or pick an example",
-                                 columns=8, height=190, allow_preview=False, interactive=False, elem_id="examples")
+                                 columns=8, height=150, object_fit="cover", allow_preview=False, interactive=False, elem_id="examples")
             status = gr.Markdown(elem_id="status", elem_classes="status")
             sliders = []
             if session.vectors:

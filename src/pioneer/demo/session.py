@@ -80,7 +80,7 @@ class DemoSession:
 
     def describe(self) -> str:
         m = self.model
-        return (f"{m.resolution}x{m.resolution} images, {m.latent_dim}-d code, trained on {m.images_seen / 1000:g} kimg "
+        return (f"{m.resolution}x{m.resolution} images, {m.latent_dim}-d code, trained on {m.images_seen / 1000:.1f} kimg "
                 f"({m.extra.get('data') or 'unknown data'})")
 
     # ------------------------------------------------------------------------------ inputs
