@@ -172,8 +172,8 @@ def test_vector_folder_skips_vectors_of_other_models(model, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     expected = f"no attribute vectors (*.safetensors) in {empty}: make some with `pioneer attributes`"
-    expected = f"no attribute vectors (*.safetensors) in {empty}: make some with `pioneer attributes`"
     assert load_vector_dir(empty, model)[1] == [expected]
+    with pytest.raises(ValueError, match="is not a folder"):
         load_vector_dir(tmp_path / "nowhere", model)
     with pytest.raises(DemoError, match="7 dimensions"):
         DemoSession(model, [AttributeVector(torch.ones(7), "Short", 1, 1)])
@@ -214,3 +214,20 @@ def test_demo_command_errors(tiny_snapshot, tmp_path):
                       (run("--model", tiny_snapshot, "--vectors", tmp_path / "none"), "is not a folder")):
         assert r.exit_code != 0 and "Traceback" not in r.output
         assert [line for line in r.output.splitlines() if line.startswith("Error:") and needle in line], r.output
+
+
+def test_session_and_page_name_skipped_vectors(tiny_snapshot, model, tmp_path):
+    pytest.importorskip("gradio")
+    from pioneer.demo.app import build_app
+    from pioneer.demo.server import ServeConfig, make_session
+
+    _vector(model, "Good", 0).save(tmp_path / "Good.safetensors")
+    _vector(model, "Foreign", 1, fingerprint="0123456789abcdef").save(tmp_path / "Foreign.safetensors")
+    said: list[str] = []
+    session = make_session(tiny_snapshot, tmp_path, ServeConfig(device="cpu"), echo=said.append)
+    assert session.vector_names == ["Good"]
+    assert any(line.startswith("warning: skipped Foreign.safetensors: it was made for another model") for line in said)
+    app = build_app(session, [])
+    blocks = {getattr(b, "elem_id", None): b for b in app.blocks.values()}
+    assert "Foreign.safetensors: it was made for another model" in blocks["notices"].value
+    assert blocks["notices"].visible and "slider-0" in blocks and "slider-1" not in blocks

@@ -24,7 +24,7 @@ def server(tiny_snapshot, tmp_path):
         if os.environ.get("CI"):
             pytest.fail(f"the browser test needs {', '.join(missing)} (.ci/run installs them)")
         pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[test]'; apt-get install chromium")
-    srv = Server(tiny_snapshot, tmp_path)
+    srv = Server(tiny_snapshot, tmp_path, "--max-megapixels", "0.1", "--max-file-mb", "0.5")
     try:
         srv.wait()
         yield srv
@@ -50,6 +50,10 @@ def test_upload_reconstruct_edit_and_bad_files(server, tmp_path):
     text.write_text("this is not a photo")
     wall = tmp_path / "wall.png"          # no face in it
     Image.fromarray(np.tile(np.linspace(0, 255, 160, dtype=np.uint8)[None, :, None], (160, 1, 3))).save(wall)
+    wide = tmp_path / "wide.png"          # 0.16 MP in a small file: over the pixel limit
+    Image.new("RGB", (800, 200), "gray").save(wide)
+    heavy = tmp_path / "heavy.png"        # 0.6 MB: over the file-size limit (gradio refuses it before uploading)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 1000, 3), dtype=np.uint8)).save(heavy)
 
     requests: list[str] = []
     with sync_playwright() as p:
@@ -62,7 +66,7 @@ def test_upload_reconstruct_edit_and_bad_files(server, tmp_path):
 
             page.set_input_files("#photo input[type=file]", str(face))
             page.wait_for_selector("#reconstruction img", timeout=30_000)
-            assert "Encoded once" in page.inner_text("#status")
+            assert "Ready in" in page.inner_text("#status")
             reconstruction = _image(page, "#reconstruction")
             assert reconstruction.shape == (256, 256, 3) and reconstruction.std() > 1.0
             before = _image(page, "#edited")
@@ -79,8 +83,15 @@ def test_upload_reconstruct_edit_and_bad_files(server, tmp_path):
             assert "notes.txt is not an image this page can read" in page.inner_text("#status")
             assert np.array_equal(_image(page, "#reconstruction"), reconstruction)   # the page is still alive
 
+            page.set_input_files("#photo input[type=file]", str(wide))
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('pixels')",
+                                   timeout=30_000)
+            assert "wide.png is 800x200 pixels (0.16 MP), more than the 0.1 MP" in page.inner_text("#status")
+            page.set_input_files("#photo input[type=file]", str(heavy))
+            page.get_by_text("exceed the maximum allowed size").filter(has_text="heavy.png").wait_for(timeout=30_000)
+
             page.set_input_files("#photo input[type=file]", str(wall))
-            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Encoded once')",
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Ready in')",
                                    timeout=30_000)
             if importable("dlib"):          # alignment on: the same photo now has no face to find
                 page.locator("#align input[type=checkbox]").check()

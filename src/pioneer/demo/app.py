@@ -42,7 +42,7 @@ def _code(z: Any) -> np.ndarray:
 
 
 def build_app(session: DemoSession, examples: Sequence[Example], align_default: bool = False) -> Any:
-    """The page as a gradio Blocks app (launch it with `launch`)."""
+    """The page as a gradio Blocks app (`server.serve` runs it)."""
     import gradio as gr
 
     names = [e.name for e in examples]
@@ -76,7 +76,7 @@ def build_app(session: DemoSession, examples: Sequence[Example], align_default: 
         ms = (time.perf_counter() - start) * 1000
         crop = gr.update(value=p.crop, visible=p.crop is not None)
         return (source, p.photo, crop, recon, edited, _code(p.code),
-                f"Encoded once in {ms:.0f} ms; move the sliders to edit (each move only decodes).")
+                f"Ready in {ms:.0f} ms. Its code is kept: each slider move only decodes.")
 
     @guarded(2, 1)
     def edit(code: np.ndarray | None, *strengths: float) -> Sequence[Any]:
@@ -137,7 +137,8 @@ def build_app(session: DemoSession, examples: Sequence[Example], align_default: 
                 recon_image = gr.Image(label="Reconstruction G(E(x))", elem_id="reconstruction", **image)
                 edited_image = gr.Image(label="Edited", elem_id="edited", **image)
             gallery = gr.Gallery(value=[(str(e.path), e.name) for e in examples], label="... or pick an example",
-                                 columns=8, height=150, object_fit="cover", allow_preview=False, interactive=False, elem_id="examples")
+                                 columns=8, height=150, object_fit="cover", allow_preview=False, interactive=False,
+                                 elem_id="examples")
             status = gr.Markdown(elem_id="status", elem_classes="status")
             sliders = []
             if session.vectors:

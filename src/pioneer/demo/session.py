@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class DemoSession:
                         else torch.empty(0, model.latent_dim))                          # (K, D)
         self._codes: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._aligner = None
+        self._lock = threading.Lock()   # the page calls from several threads: the cache and dlib are shared
 
     @property
     def vector_names(self) -> list[str]:
@@ -113,12 +115,13 @@ class DemoSession:
     def _align(self, img: Image.Image, name: str) -> Image.Image:
         from ..align import AlignError, FaceAligner
 
-        if self._aligner is None:
-            try:
-                self._aligner = FaceAligner(size=self.config.align_size)
-            except AlignError as e:
-                raise DemoError(f"face alignment is not available here: {e}; or turn alignment off") from e
-        crops = self._aligner.align(img)
+        with self._lock:
+            if self._aligner is None:
+                try:
+                    self._aligner = FaceAligner(size=self.config.align_size)
+                except AlignError as e:
+                    raise DemoError(f"face alignment is not available here: {e}; or turn alignment off") from e
+            crops = self._aligner.align(img)
         if not crops:
             raise DemoError(f"no face was found in {name}: turn alignment off, or use a photo with a clearly "
                             "visible frontal face")
@@ -133,17 +136,19 @@ class DemoSession:
         crop = self._align(photo, name) if align else None
         seen = crop if crop is not None else photo
         key = hashlib.blake2b(seen.tobytes(), digest_size=16).hexdigest() + f"{seen.size}"
-        code = self._codes.get(key)
+        with self._lock:
+            code = self._codes.get(key)
+            if code is not None:
+                self._codes.move_to_end(key)
         if code is None:
             try:
                 code = self.model.encode(seen)[0]                                       # (D,)
             except InputError as e:
                 raise DemoError(f"{name} cannot be used: {e}") from e
-            self._codes[key] = code
-            while len(self._codes) > self.config.cache_size:
-                self._codes.popitem(last=False)
-        else:
-            self._codes.move_to_end(key)
+            with self._lock:
+                self._codes[key] = code
+                while len(self._codes) > self.config.cache_size:
+                    self._codes.popitem(last=False)
         return Prepared(photo, crop, code)
 
     @property
