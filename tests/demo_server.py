@@ -48,12 +48,13 @@ class Server:
         env = dict(os.environ, TMPDIR=str(self.tmp), HOME=str(self.home), PYTHONUNBUFFERED="1")
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
-        self.proc = subprocess.Popen([sys.executable, "-m", "pioneer", "demo", "--model", str(snapshot), "--port", str(port), *args],
-                                     cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        command = [sys.executable, "-m", "pioneer", "demo", "--model", str(snapshot), "--port", str(port), *args]
+        self.proc = subprocess.Popen(command, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, start_new_session=True)
         self.lines: list[str] = []
         self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -75,4 +76,5 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)   # its own session: nothing it started survives
                 self.proc.wait(10)
+        self._reader.join(10)                              # every line it printed is in self.lines
         return self.proc.returncode

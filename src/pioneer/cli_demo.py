@@ -16,8 +16,7 @@ import click
                    "Default: computed at start from the synthetic faces' labels when the model was trained on them.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 makes the page reachable from other machines.")
-@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--align/--no-align", default=False, show_default=True,
               help="Whether the page's face-alignment box starts ticked (needs dlib: pip install 'pioneer[align]').")
 @click.option("--max-megapixels", default=40.0, show_default=True, type=click.FloatRange(min=0.01),
@@ -50,7 +49,8 @@ def demo(model_path: str, vectors_dir: str | None, host: str, port: int, align: 
     if snapshot.is_dir():
         snapshot = snapshot / "snapshot.safetensors"
     if not snapshot.is_file():
-        raise click.ClickException(f"--model {model_path} does not exist: pass RUN/snapshot.safetensors or the run folder")
+        raise click.ClickException(f"--model {model_path} does not exist: "
+                                   "pass RUN/snapshot.safetensors or the run folder")
     if vectors_dir is not None and not Path(vectors_dir).is_dir():
         raise click.ClickException(f"--vectors {vectors_dir} is not a folder: give the folder of .safetensors files "
                                    "that `pioneer attributes` wrote")

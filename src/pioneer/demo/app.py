@@ -48,9 +48,11 @@ def build_app(session: DemoSession, examples: Sequence[Example], align_default: 
     names = [e.name for e in examples]
     paths = {e.name: str(e.path) for e in examples}
 
-    def guarded(n_outputs: int, status_index: int) -> Callable[[Callable[..., Sequence[Any]]], Callable[..., list[Any]]]:
+    Handler = Callable[..., Sequence[Any]]
+
+    def guarded(n_outputs: int, status_index: int) -> Callable[[Handler], Callable[..., list[Any]]]:
         """Run a handler; on failure leave every output as it is and put the message in the status."""
-        def wrap(fn: Callable[..., Sequence[Any]]) -> Callable[..., list[Any]]:
+        def wrap(fn: Handler) -> Callable[..., list[Any]]:
             def handler(*args: Any) -> list[Any]:
                 try:
                     return list(fn(*args))
@@ -133,7 +135,8 @@ def build_app(session: DemoSession, examples: Sequence[Example], align_default: 
                     align = gr.Checkbox(value=align_default, label="Align the face first (FFHQ-style, dlib)",
                                         elem_id="align")
                 input_image = gr.Image(label="Input", elem_id="input", **image)
-                crop_image = gr.Image(label="Aligned crop (what the model sees)", visible=False, elem_id="crop", **image)
+                crop_image = gr.Image(label="Aligned crop (what the model sees)", visible=False, elem_id="crop",
+                                      **image)
                 recon_image = gr.Image(label="Reconstruction G(E(x))", elem_id="reconstruction", **image)
                 edited_image = gr.Image(label="Edited", elem_id="edited", **image)
             gallery = gr.Gallery(value=[(str(e.path), e.name) for e in examples], label="... or pick an example",
@@ -149,7 +152,8 @@ def build_app(session: DemoSession, examples: Sequence[Example], align_default: 
                                                  elem_id=f"slider-{i}", min_width=160))
                 reset = gr.Button("Reset the sliders", size="sm")
             else:
-                gr.Markdown("No attribute vectors: start the demo with `--vectors DIR` (files from `pioneer attributes`).")
+                gr.Markdown("No attribute vectors: start the demo with `--vectors DIR` "
+                            "(files from `pioneer attributes`).")
 
         load_outputs = [source, input_image, crop_image, recon_image, edited_image, code, status]
         upload_box.upload(upload, [upload_box, align, *sliders], [*load_outputs, upload_box])

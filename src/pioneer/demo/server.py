@@ -54,8 +54,10 @@ def make_session(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | N
 
 
 def serve(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | None, config: ServeConfig,
-          echo: Callable[[str], None] = print, ready: Callable[[str], None] | None = None) -> None:
-    """Serve the page until Ctrl-C or SIGTERM. `ready(url)` is called once it answers."""
+          echo: Callable[[str], None] = print) -> None:
+    """Serve the page until Ctrl-C or SIGTERM. Meant for a process of its own (`pioneer demo`):
+    it sets gradio's and matplotlib's folders in the environment before gradio is imported, and
+    torch's thread count."""
     torch.set_num_threads(config.threads)       # this process serves the page and nothing else
     with tempfile.TemporaryDirectory(prefix="pioneer-demo-") as tmp:
         # gradio reads its upload folder from the environment when it is imported; matplotlib
@@ -70,14 +72,19 @@ def serve(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | None, co
         app = build_app(session, examples, align_default=config.align)
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        launched = False
         try:
-            app.launch(server_name=config.host, server_port=config.port, share=config.share, prevent_thread_lock=True,
-                       quiet=True, footer_links=[], max_file_size=config.demo.max_file_bytes, allowed_paths=[tmp],
-                       css=CSS, show_error=False, pwa=False, mcp_server=False, ssr_mode=False, run_history=False)
-            url = app.local_url
-            echo(f"pioneer demo on {url}" + (f" and {app.share_url}" if app.share_url else "") + " (Ctrl-C stops it)")
-            if ready is not None:
-                ready(url)
+            try:
+                app.launch(server_name=config.host, server_port=config.port, share=config.share,
+                           prevent_thread_lock=True, quiet=True, footer_links=[], allowed_paths=[tmp], css=CSS,
+                           max_file_size=config.demo.max_file_bytes, show_error=False, pwa=False, mcp_server=False,
+                           ssr_mode=False, run_history=False)
+            except OSError as e:
+                raise OSError(f"cannot serve on {config.host}:{config.port} ({e.strerror or 'in use'}): "
+                              "pass another --port or --host") from e
+            launched = True
+            share = f" and {app.share_url}" if app.share_url else ""
+            echo(f"pioneer demo on {app.local_url}{share} (Ctrl-C stops it)")
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
@@ -85,4 +92,5 @@ def serve(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | None, co
         finally:
             signal.signal(signal.SIGTERM, previous)
             app.close()
-            echo("demo stopped")
+            if launched:
+                echo("demo stopped")

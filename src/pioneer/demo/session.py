@@ -65,7 +65,8 @@ class DemoSession:
                  notices: Sequence[str] = ()) -> None:
         for v in vectors:
             if v.latent_dim != model.latent_dim:
-                raise DemoError(f"attribute vector {v.attribute!r} has {v.latent_dim} dimensions, the model {model.latent_dim}")
+                raise DemoError(f"attribute vector {v.attribute!r} has {v.latent_dim} dimensions, "
+                                f"the model {model.latent_dim}")
         self.model = model
         self.vectors = list(vectors)
         self.config = config
@@ -82,7 +83,8 @@ class DemoSession:
 
     def describe(self) -> str:
         m = self.model
-        return (f"{m.resolution}x{m.resolution} images, {m.latent_dim}-d code, trained on {m.images_seen / 1000:.1f} kimg "
+        return (f"{m.resolution}x{m.resolution} images, {m.latent_dim}-d code, "
+                f"trained on {m.images_seen / 1000:.1f} kimg "
                 f"({m.extra.get('data') or 'unknown data'})")
 
     # ------------------------------------------------------------------------------ inputs

@@ -32,7 +32,8 @@ def load_vector_dir(folder: str | os.PathLike, model: Pioneer) -> tuple[list[Att
                            f"{model.latent_dim}, so it was made for another model")
         elif v.model and v.model != model.fingerprint:
             notices.append(f"skipped {path.name}: it was made for another model (fingerprint {v.model}, this one is "
-                           f"{model.fingerprint}); make it again with `pioneer attributes --model {model.source or 'SNAPSHOT'}`")
+                           f"{model.fingerprint}); make it again with "
+                           f"`pioneer attributes --model {model.source or 'SNAPSHOT'}`")
         elif v.attribute in {u.attribute for u in vectors}:
             notices.append(f"skipped {path.name}: a vector named {v.attribute!r} was already loaded")
         else:
