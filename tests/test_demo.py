@@ -216,8 +216,9 @@ def test_demo_command_errors(tiny_snapshot, tmp_path):
         assert [line for line in r.output.splitlines() if line.startswith("Error:") and needle in line], r.output
 
 
-def test_session_and_page_name_skipped_vectors(tiny_snapshot, model, tmp_path):
+def test_session_and_page_name_skipped_vectors(tiny_snapshot, model, tmp_path, monkeypatch):
     pytest.importorskip("gradio")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))    # the page's initial images go there
     from pioneer.demo.app import build_app
     from pioneer.demo.server import ServeConfig, make_session
 
