@@ -1,12 +1,12 @@
 """The `pioneer` command: a thin layer over the library. One module per command group:
 train.py (training, and launch.py for torchrun), images.py (reconstruct, sample, interpolate,
-attributes, edit, align), evaluate.py (metrics)."""
+attributes, edit, align), evaluate.py (metrics), demo.py (the web page)."""
 
 from __future__ import annotations
 
 import click
 
-from pioneer.cli import evaluate, images, train
+from pioneer.cli import demo, evaluate, images, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,7 +16,7 @@ def main() -> None:
     reconstruct, interpolate and edit images through their latent space."""
 
 
-for _module in (train, images, evaluate):
+for _module in (train, images, evaluate, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 
