@@ -468,10 +468,12 @@ def _warn_shared_store() -> None:
 
 # The other commands live in their own modules and attach themselves to the group.
 from .cli_eval import register as _register_eval  # noqa: E402
+from .cli_share import register as _register_share  # noqa: E402
 from .cli_tools import register as _register_tools  # noqa: E402
 
 _register_tools(main)
 _register_eval(main)
+_register_share(main)
 
 if __name__ == "__main__":
     main()

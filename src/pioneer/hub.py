@@ -136,7 +136,7 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
 
     folder = Path(folder)
     _check_target(folder)
-    run = _find_run(model) if run_dir is True else (Path(run_dir) if run_dir else None)
+    run = find_run(model) if run_dir is True else (Path(run_dir) if run_dir else None)
     record = run_record(run)
     vecs = [_check_vector(model, v) for v in vectors]
     names = [_vector_file(v.attribute) for v in vecs]
@@ -196,7 +196,7 @@ def _is_pretrained(folder: Path) -> bool:
         return False
 
 
-def _find_run(model: "Pioneer") -> Path | None:
+def find_run(model: "Pioneer") -> Path | None:
     from .metrics import find_run_dir
 
     source = Path(model.source) if model.source else None

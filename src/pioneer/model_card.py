@@ -102,7 +102,7 @@ def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], image
         first = next(iter(config["attribute_vectors"]))
         lines.append(f'edited = m.edit("a.png", m.vectors["{first}"], 1.5)')
     lines += ["```", "", "With torch.hub, from a clone of pioneer or its repository:", "", "```python",
-              f'm = torch.hub.load(PIONEER_REPO, "pioneer", model="{where}")', "```", "",
+              f'm = torch.hub.load(PIONEER_REPO, "pioneer", weights="{where}")', "```", "",
               "`pioneer export --model DIR --format onnx -o onnx/` writes the encoder and decoder for "
               "onnxruntime.", ""]
     lines += _training(config, record)
