@@ -346,7 +346,8 @@ def resolve_pretrained(name_or_path: str | os.PathLike, *, revision: str | None 
         raise HubError(f"{text} is not a local folder and not in the Hugging Face cache{offline}, and it could not "
                        "be downloaded") from e
     except (OSError, ValueError) as e:                  # HTTP errors derive from OSError, a bad id from ValueError
-        raise HubError(f"cannot fetch {text} from the Hugging Face Hub: {_one_line(e)}") from e
+        raise HubError(f"{text} is not a local folder, and fetching it from the Hugging Face Hub failed: "
+                       f"{_one_line(e)}") from e
 
 
 # ------------------------------------------------------------------------------------------------
