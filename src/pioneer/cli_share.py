@@ -110,7 +110,8 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
               help="onnx: for onnxruntime and other ONNX runtimes (needs pioneer[export]); torchscript: "
                    "torch.jit.load without pioneer (torch deprecates TorchScript; prefer onnx).")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
-@click.option("--opset", default=18, show_default=True, type=click.IntRange(min=13), help="ONNX opset version.")
+@click.option("--opset", default=18, show_default=True, type=click.IntRange(min=18),
+              help="ONNX opset version (the dynamo exporter writes 18 and later).")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Run the exported networks on a batch of another size and compare them with PyTorch "
                    "(largest absolute difference at most 1e-4).")

@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import save as st_save
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_write, atomic_write_text, read_safetensors
+from .checkpoint import CheckpointError, _tensors, atomic_write, atomic_write_text, read_safetensors
 from .config import ModelConfig
 from .latent import AttributeVector
 from .model_card import CARD_NAME
@@ -81,10 +81,6 @@ def plain_networks(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     for net in nets:
         _fold_spectral_norm(net)
     return nets
-
-
-def _tensors(prefix: str, net: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -149,7 +145,7 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
         (folder / name).unlink(missing_ok=True)
     shutil.rmtree(folder / VECTOR_DIR, ignore_errors=True)   # vectors of an earlier publish
     encoder, decoder = plain_copy(model.encoder), plain_copy(model.decoder)
-    weights = st_save(_tensors("encoder", encoder) | _tensors("decoder", decoder),
+    weights = st_save(_tensors("encoder", encoder.state_dict()) | _tensors("decoder", decoder.state_dict()),
                       metadata={"format": PRETRAINED_FORMAT, "version": str(PRETRAINED_VERSION)})
     atomic_write(folder / WEIGHTS_NAME, lambda f: f.write(weights))
     for vec, name in zip(vecs, names):
