@@ -161,7 +161,7 @@ def runner(path: Path, fmt: str) -> Callable[[np.ndarray], np.ndarray]:
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})[0]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)   # torch 2.14: TorchScript is deprecated
+        warnings.simplefilter("ignore")        # torch 2.13+ marks TorchScript deprecated
         module = torch.jit.load(str(path), map_location="cpu").eval()
 
     def run(x: np.ndarray) -> np.ndarray:
