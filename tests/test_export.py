@@ -60,6 +60,20 @@ def test_onnx_matches_pytorch_at_any_batch_size(model, tmp_path):
     assert manifest["max_abs_diff_vs_pytorch"] == result.max_abs_diff
 
 
+def test_onnx_export_during_a_fade_in(tmp_path):
+    """Level and alpha are fixed in the graph: halfway through a fade-in the skip branch is in it."""
+    pytest.importorskip("onnxruntime")
+    from conftest import tiny_model
+    from pioneer.networks import Decoder, Encoder
+
+    torch.manual_seed(0)
+    cfg = tiny_model()
+    model = Pioneer(Encoder(cfg), Decoder(cfg), level=2, alpha=0.25, device="cpu")
+    result = export(model, tmp_path, "onnx")
+    assert max(result.max_abs_diff.values()) <= TOL
+    assert json.loads((tmp_path / "export.json").read_text())["alpha"] == 0.25
+
+
 def test_torchscript_matches_pytorch_at_any_batch_size(model, tmp_path):
     result = export(model, tmp_path, "torchscript")
     assert max(result.max_abs_diff.values()) <= TOL

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -140,6 +141,8 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
         raise InputError(f"two attribute vectors share a name ({', '.join(v.attribute for v in vecs)}): "
                          "give each attribute once")
 
+    # config.json goes first and comes back last: a folder without it is incomplete (and a
+    # publish that was stopped halfway may be written again, see _is_pretrained).
     folder.mkdir(parents=True, exist_ok=True)
     for name in _OWN_FILES:
         (folder / name).unlink(missing_ok=True)
@@ -153,7 +156,7 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
     config = {
         "format": PRETRAINED_FORMAT,
         "version": PRETRAINED_VERSION,
-        "model_config": _config_dict(model.config),
+        "model_config": asdict(model.config),
         "level": model.level,
         "alpha": model.alpha,
         "resolution": model.resolution,
@@ -166,12 +169,12 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
         "training_options": record.get("options", {}).get("config"),
         "pioneer_version": _version(),
     }
-    atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     if card:
         from .model_card import write_model_card
 
         write_model_card(folder, model, config, run, record, data=data, cache_dir=cache_dir, repo_id=repo_id,
                          progress=progress)
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
 
@@ -186,10 +189,13 @@ def _check_target(folder: Path) -> None:
 
 
 def _is_pretrained(folder: Path) -> bool:
+    """A pretrained folder, or one whose writing stopped before its config.json."""
+    from .filetypes import safetensors_metadata
+
     try:
         return json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("format") == PRETRAINED_FORMAT
     except (OSError, ValueError, AttributeError):
-        return False
+        return (safetensors_metadata(folder / WEIGHTS_NAME) or {}).get("format") == PRETRAINED_FORMAT
 
 
 def find_run(model: "Pioneer") -> Path | None:
@@ -217,12 +223,6 @@ def _check_vector(model: "Pioneer", v: AttributeVector | str | os.PathLike) -> A
 def _vector_file(attribute: str) -> str:
     """A safe file name for an attribute: letters, digits, '-', '_' and '.' kept."""
     return (re.sub(r"[^\w.-]+", "_", attribute).strip("._") or "attribute") + ".safetensors"
-
-
-def _config_dict(cfg: ModelConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(cfg)
 
 
 def _version() -> str:
