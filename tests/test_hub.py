@@ -304,7 +304,7 @@ def test_publish_command(run_dir, model_cache, tmp_path, monkeypatch):
     out = tmp_path / "published"
     r = run("publish", "--model", run_dir, "-o", out, "--cache-dir", model_cache, "--no-progress")
     assert r.exit_code == 0, r.output
-    assert "1 attribute vectors" in r.output                 # found in RUN/vectors without being named
+    assert "attribute vectors: 1" in r.output                # found in RUN/vectors without being named
     config = json.loads((out / "config.json").read_text())
     assert config["attribute_vectors"] == {"Smiling": "vectors/Smiling.safetensors"}
     assert "| lpips_rec | 0.3125 |" in (out / "README.md").read_text()
@@ -317,6 +317,10 @@ def test_publish_command(run_dir, model_cache, tmp_path, monkeypatch):
     assert "pushed to me/tiny: https://hub.example/me/tiny/commit/abc" in r.output
     assert FakeHfApi.instances[0].calls[0][1]["private"] is True
     assert 'Pioneer.from_pretrained("me/tiny")' in (out / "README.md").read_text()
+    # A pretrained folder is published again with its vectors.
+    r = run("publish", "--model", out, "-o", tmp_path / "again", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert Pioneer.from_pretrained(tmp_path / "again").vectors.keys() == {"Smiling"}
 
 
 def test_publish_command_errors(run_dir, tmp_path):

@@ -56,7 +56,7 @@ def _open_model(model: str, device: str) -> "Pioneer":
 
 @click.command()
 @click.option("--model", "model_path", required=True, type=click.Path(),
-              help="Run folder (or its snapshot.safetensors) to publish.")
+              help="Run folder (or its snapshot.safetensors) to publish; a pretrained folder is published again.")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=True, file_okay=False),
               help="Folder to write (new, empty, or an earlier publish of a model).")
 @click.option("--push", "repo_id", metavar="OWNER/NAME",
@@ -88,13 +88,13 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
     if not run.exists():
         _fail(f"--model {model_path} does not exist: pass a run folder or its snapshot.safetensors")
     with _user_errors():
-        snapshot = run / "snapshot.safetensors" if run.is_dir() else run
+        snapshot = run / "snapshot.safetensors" if run.is_dir() and not (run / hub.CONFIG_NAME).is_file() else run
         model = _open_model(str(snapshot), device)
         run_dir = hub.find_run(model)
         found = hub.vector_files(run_dir, model.fingerprint) if run_dir is not None else []
-        files = list(dict.fromkeys([*map(Path, vectors), *found]))     # explicit first, no repeats
+        files = [*dict.fromkeys([*map(Path, vectors), *found]), *model.vectors.values()]   # no repeats
         click.echo(f"publishing {snapshot} ({model.resolution}x{model.resolution}, {model.images_seen / 1000:g} kimg"
-                   f"{', ' + str(len(files)) + ' attribute vectors' if files else ''})", err=True)
+                   f"{f', attribute vectors: {len(files)}' if files else ''})", err=True)
         folder = hub.save_pretrained(model, out, run_dir=run_dir or False, vectors=files, data=data,
                                      cache_dir=cache_dir, repo_id=repo_id, progress=not no_progress)
         click.echo(f"wrote {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
