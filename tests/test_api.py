@@ -130,7 +130,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         Pioneer.load(tmp_path / "nope.safetensors")
     (tmp_path / "text.safetensors").write_text("hello")
-    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+    with pytest.raises(CheckpointError, match="text.safetensors is a text file, not a pioneer snapshot"):
         Pioneer.load(tmp_path / "text.safetensors")
     save_file({"w": torch.zeros(2)}, tmp_path / "other.safetensors")
     with pytest.raises(CheckpointError, match="not a pioneer snapshot"):

@@ -67,7 +67,7 @@ def test_snapshot_errors_name_the_problem(tmp_path):
         load_snapshot(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(os.urandom(64))
-    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+    with pytest.raises(CheckpointError, match="junk.safetensors is .*, not a pioneer snapshot"):
         load_snapshot(junk)
     from safetensors.torch import save_file
     other = tmp_path / "other.safetensors"

@@ -78,7 +78,7 @@ def test_reconstruct_errors_name_the_input(tiny_snapshot, faces, tmp_path):
     bad.write_bytes(b"garbage")
     _one_line_error(run("reconstruct", "--model", tiny_snapshot, bad, "-o", tmp_path / "o"), "bad.png")
     _one_line_error(run("reconstruct", "--model", tiny_snapshot, tmp_path / "nope.png"), "nope.png", "does not exist")
-    _one_line_error(run("reconstruct", "--model", faces / "011000.png", faces), "011000.png", "not a readable safetensors")
+    _one_line_error(run("reconstruct", "--model", faces / "011000.png", faces), "011000.png is a PNG image, not a pioneer snapshot")
     _one_line_error(run("reconstruct", "--model", tmp_path / "missing.safetensors", faces), "missing.safetensors")
     # a bad file inside a folder is reported and skipped, the others are written
     folder = tmp_path / "mixed"

@@ -1,12 +1,13 @@
 """The `pioneer` command: a thin layer over the library. One module per command group:
 train.py (training, and launch.py for torchrun), images.py (reconstruct, sample, interpolate,
-attributes, edit, align), evaluate.py (metrics), demo.py (the web page)."""
+attributes, edit, align), evaluate.py (metrics), demo.py (the web page), share.py (publish,
+export)."""
 
 from __future__ import annotations
 
 import click
 
-from pioneer.cli import demo, evaluate, images, train
+from pioneer.cli import demo, evaluate, images, share, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,7 +17,7 @@ def main() -> None:
     reconstruct, interpolate and edit images through their latent space."""
 
 
-for _module in (train, images, evaluate, demo):
+for _module in (train, images, evaluate, demo, share):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

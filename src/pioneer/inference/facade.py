@@ -18,6 +18,7 @@ import numbers
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -81,6 +82,7 @@ class Pioneer:
         self.source = source
         self.images_seen = images_seen
         self.extra = dict(extra or {})      # what training recorded, e.g. {"data": "synthetic"}
+        self.vectors: dict[str, AttributeVector] = {}   # attribute vectors shipped with a pretrained folder
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str | None = None,
@@ -98,6 +100,29 @@ class Pioneer:
             raise CheckpointError(f"{path}: the weights do not fit the model its metadata describes ({first})") from e
         return cls(encoder, decoder, snap.level, snap.alpha, device=device, channels_last=channels_last,
                    source=str(path), images_seen=snap.images_seen, extra=snap.extra)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: torch.device | str | None = None,
+                        channels_last: bool = True, **kwargs: Any) -> "Pioneer":
+        """Load a pretrained folder (`save_pretrained`, `pioneer publish`) or a Hugging Face Hub
+        repo id ("owner/name"); kwargs: revision, cache_dir, token. See pioneer.hub."""
+        from pioneer.share.hub import load_pretrained
+
+        return load_pretrained(name_or_path, device=device, channels_last=channels_last, **kwargs)
+
+    def save_pretrained(self, folder: str | os.PathLike, **kwargs: Any) -> Path:
+        """Write config.json, model.safetensors (spectral norm folded), attribute vectors and a
+        model card into `folder`; kwargs: run_dir, vectors, card, data, cache_dir. See pioneer.hub."""
+        from pioneer.share.hub import save_pretrained
+
+        return save_pretrained(self, folder, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """save_pretrained into a temporary folder and upload it to the Hub repo `repo_id`;
+        returns the commit URL. kwargs: private, commit_message, token, and save_pretrained's."""
+        from pioneer.share.hub import push_model
+
+        return push_model(self, repo_id, **kwargs)
 
     # ------------------------------------------------------------------------------ properties
 

@@ -95,12 +95,23 @@ def read_safetensors(path: Path, what: str) -> tuple[dict[str, str], dict[str, t
 
 def load_snapshot(path: str | Path) -> Snapshot:
     """Read a snapshot written by save_snapshot; CheckpointError when it is not one."""
+    from pioneer.run.filetypes import describe, safetensors_metadata
+
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"snapshot {path} does not exist: pass the snapshot.safetensors of a run folder")
+        raise CheckpointError(f"snapshot {path} does not exist: pass the snapshot.safetensors of a run folder"
+                              if not path.is_dir() else f"{path} is a folder, not a snapshot: pass RUN/snapshot.safetensors "
+                              "(or load a pretrained folder with Pioneer.from_pretrained)")
+    head = safetensors_metadata(path)       # the header alone: say what a wrong file is before reading it
+    if head is None or head.get("format") != SNAPSHOT_FORMAT:
+        raise CheckpointError(f"{path} is {describe(path)}, not a pioneer snapshot: pass RUN/snapshot.safetensors")
+    version = head.get("version", "")
+    if not version.isdigit():
+        raise CheckpointError(f"{path}: damaged snapshot metadata (format version {version!r})")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} is a pioneer snapshot of format version {version}, newer than this pioneer "
+                              f"reads ({FORMAT_VERSION}): upgrade pioneer")
     meta, tensors = read_safetensors(path, "a pioneer snapshot")
-    if meta.get("format") != SNAPSHOT_FORMAT:
-        raise CheckpointError(f"{path} is a safetensors file but not a pioneer snapshot (no '{SNAPSHOT_FORMAT}' metadata)")
     try:
         cfg = ModelConfig(**json.loads(meta["model_config"]))
         snap = Snapshot(
