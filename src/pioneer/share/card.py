@@ -87,11 +87,10 @@ def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], image
     r, kimg = config["resolution"], config["images_seen"] / 1000
     name = repo_id or record.get("run") or "pioneer model"
     where = repo_id or "PATH_OR_REPO_ID"
-    norm = {"sn": "Balanced PIONEER: spectral norm in both networks"}.get(
-        mc.get("decoder_norm", ""), f"decoder normalisation {mc.get('decoder_norm')!r}, spectral norm in the encoder")
+    kind = ("A Balanced PIONEER generative autoencoder (spectral norm in both networks)" if mc.get("decoder_norm") == "sn"
+            else f"A PIONEER generative autoencoder (decoder normalisation {mc.get('decoder_norm')!r})")
     lines = [FRONT_MATTER, f"# {name}", "",
-             f"A progressively grown generative autoencoder ({norm}) made with pioneer "
-             f"(Balanced PIONEER in PyTorch): it encodes {r}x{r} RGB images into "
+             f"{kind}, grown progressively and made with pioneer: it encodes {r}x{r} RGB images into "
              f"{config['latent_dim']}-d codes on the unit sphere, decodes codes into images, and so reconstructs, "
              f"samples, interpolates and edits images in its code space. Trained on `{trained.get('data') or 'unknown data'}` "
              f"for {kimg:g} kimg ({config['images_seen']:,} images seen).", "",
