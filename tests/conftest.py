@@ -29,3 +29,13 @@ def tiny_config(**kw) -> TrainConfig:
                 log_every=5, grid_kimg=0.2, snapshot_kimg=0.3, checkpoint_kimg=0.1)
     base.update(kw)
     return TrainConfig(**base)
+
+
+def one_line_error(r, *needles: str) -> None:
+    """A CLI result that failed with exactly one 'Error:' line naming each of `needles`, and no
+    traceback (click may add its usage lines above)."""
+    assert r.exit_code != 0, r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in r.output, r.output
+    for n in needles:
+        assert n in errors[0], errors[0]

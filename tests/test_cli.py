@@ -7,6 +7,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from conftest import one_line_error as _one_line_error
 from pioneer.cli import main
 
 
@@ -44,16 +45,6 @@ def test_image_pool_in_the_paper_presets_only():
     assert "image pool  off" in run("train", "--dry-run").output
 
 
-def _one_line_error(r, *needles):
-    """Exactly one 'Error:' line that names the problem (click may add its usage lines above)."""
-    assert r.exit_code != 0
-    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, r.output
-    assert "Traceback" not in r.output
-    for n in needles:
-        assert n in errors[0], errors[0]
-
-
 def test_error_paths(tmp_path):
     _one_line_error(run("train", "--preset", "nope"), "nope")
     _one_line_error(run("train", "--preset", "celebahq256", "--outdir", str(tmp_path)), "--data")
@@ -81,9 +72,10 @@ def test_train_then_resume_from_cli(tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["images_seen"] >= 150
-    # a corrupt training state is reported in one line
-    (run_dir / "training-state.pt").write_bytes(b"\0" * 32)
-    _one_line_error(run("train", "--resume", str(run_dir), "--kimg", "0.2", *common), "corrupt")
+    # corrupt training states (the newest and the previous one kept beside it) are reported in one line
+    for name in ("training-state.pt", "training-state.prev.pt"):
+        (run_dir / name).write_bytes(b"\0" * 32)
+    _one_line_error(run("train", "--resume", str(run_dir), "--kimg", "0.2", *common), "corrupt", "unusable too")
 
 
 @pytest.mark.slow

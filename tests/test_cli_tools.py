@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import one_line_error as _one_line_error
 from pioneer.cli import main
 from pioneer.data import SyntheticFaces
 from pioneer.inference.latent import AttributeVector
@@ -20,16 +21,6 @@ COMMANDS = ("reconstruct", "sample", "interpolate", "attributes", "edit", "align
 
 def run(*args) -> "object":
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def _one_line_error(r, *needles: str) -> None:
-    """Exactly one 'Error:' line that names the problem, no traceback."""
-    assert r.exit_code != 0, r.output
-    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, r.output
-    assert "Traceback" not in r.output
-    for n in needles:
-        assert n in errors[0], errors[0]
 
 
 def _png(path: Path) -> np.ndarray:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import one_line_error as _one_line_error
 from pioneer.cli import main
 from pioneer.cli.launch import torchrun_command as _torchrun_command
 from pioneer.run.stats import read_stats
@@ -19,14 +20,6 @@ TINY = ["--data", "synthetic:64", "--resolution", "8", "--batch", "8", "--width"
 
 def run(*args):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def _one_line_error(r, *needles):
-    assert r.exit_code != 0
-    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in r.output, r.output
-    for n in needles:
-        assert n in errors[0], errors[0]
 
 
 def _logged_images(run_dir: Path) -> list[int]:
@@ -86,7 +79,7 @@ def test_run_dir_errors(tmp_path, monkeypatch):
     _one_line_error(run("train", "--run-dir", str(tmp_path / "other"), *TINY), "neither empty nor a run folder")
     _one_line_error(run("train", "--run-dir", str(tmp_path / "a"), "--resume", str(tmp_path / "a")), "use one")
     _one_line_error(run("train", "--run-dir", str(tmp_path / "a"), "--name", "x"), "--name")
-    _one_line_error(run("train", "--max-restarts", "-1", "--dry-run"), "--max-restarts -1")
+    _one_line_error(run("train", "--max-restarts", "-1", "--dry-run"), "--max-restarts", "-1")
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
     _one_line_error(run("train", "--max-restarts", "2", "--dry-run"), "pass --max-restarts to torchrun")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]

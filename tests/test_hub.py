@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import tiny_config
+from conftest import tiny_config, one_line_error as _one_line_error
 from PIL import Image
 from safetensors import safe_open
 
@@ -34,14 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def run(*args) -> "object":
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def _one_line_error(r, *needles: str) -> None:
-    assert r.exit_code != 0, r.output
-    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in r.output, r.output
-    for n in needles:
-        assert n in errors[0], errors[0]
 
 
 @pytest.fixture

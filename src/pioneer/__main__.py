@@ -1,5 +1,5 @@
 """`python -m pioneer` (also what torchrun launches)."""
 
-from pioneer.cli import main
+from pioneer.entry import run
 
-main()
+run()

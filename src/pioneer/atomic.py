@@ -27,10 +27,12 @@ def fsync_path(path: str | os.PathLike) -> None:
             os.fsync(f.fileno())
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None],
+                 before_replace: Callable[[], None] | None = None) -> None:
     """Write a file through `write(fileobj)`: into a hidden temporary file in the same folder,
     fsync'ed, then renamed over `path`. A killed process leaves the old file (and at worst a
-    stray `.NAME.*.tmp`), never a half-written one."""
+    stray `.NAME.*.tmp`, removed by the next training start), never a half-written one.
+    before_replace: called once the new file is complete, just before it replaces `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -40,6 +42,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -30,6 +30,10 @@ def user_errors() -> Iterator[None]:
             yield
         except (InputError, DataError, CheckpointError, AlignError) as e:
             fail(str(e))
+        except OSError as e:  # an unwritable -o, a full disk: one line naming the path
+            from pioneer.run.oserrors import one_line
+
+            fail(one_line(e))
         finally:
             for w in caught:
                 click.echo(f"warning: {w.message}", err=True)

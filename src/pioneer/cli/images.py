@@ -16,6 +16,7 @@ import click
 import torch
 
 from pioneer.cli.common import fail, user_errors
+from pioneer.validate import MAX_GRID_IMAGES, MAX_STRENGTH, MAX_STRIP, Number, finite
 
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so `pioneer --help` stays fast
     from pioneer.inference.align import FaceAligner
@@ -212,7 +213,7 @@ def reconstruct(model_path: str, device: str, batch_size: int, inputs: tuple[str
 
 @click.command()
 @_model_options
-@click.option("-n", "--num", default=16, show_default=True, type=click.IntRange(min=1), help="Number of samples.")
+@click.option("-n", "--num", default=16, show_default=True, type=click.IntRange(1, 100_000), help="Number of samples.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed: the same seed gives the same faces.")
 @click.option("-o", "--out", default="samples.png", show_default=True,
               help="A .png file for a grid, or a folder for one PNG per sample.")
@@ -225,6 +226,8 @@ def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, o
       pioneer sample --model runs/00000-synthetic64/snapshot.safetensors -n 64 -o samples.png
       pioneer sample --model snapshot.safetensors -n 1000 --seed 1 -o samples/
     """
+    if _is_grid(out) and num > MAX_GRID_IMAGES:
+        fail(f"-n {num} is too many for one grid image: use at most {MAX_GRID_IMAGES}, or write a folder (-o DIR)")
     with user_errors():
         model = _load_model(model_path, device)
         images = model.sample(num, seed=seed, batch_size=batch_size)
@@ -239,7 +242,7 @@ def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, o
 @_model_options
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", default="interpolation.png", show_default=True, help="Output PNG.")
-@click.option("--steps", default=8, show_default=True, type=click.IntRange(min=2),
+@click.option("--steps", default=8, show_default=True, type=click.IntRange(2, MAX_STRIP),
               help="Images along each edge, both ends included.")
 @click.option("--linear", is_flag=True, help="Linear interpolation (re-normalised) instead of spherical (slerp).")
 @click.option("--no-inputs", is_flag=True, help="Show only decoded images, not the inputs next to them.")
@@ -265,13 +268,16 @@ def interpolate(model_path: str, device: str, batch_size: int, inputs: tuple[str
     from pioneer.images import save_png
     from pioneer.inference.figures import grid_figure, hex_figure, strip_figure
 
-    if len(inputs) not in (2, 4, 6):
+    if len(inputs) not in (2, 4, 6) and not any(Path(p).is_dir() for p in inputs):
         fail(f"interpolate takes 2, 4 or 6 images, got {len(inputs)}")
     method = "lerp" if linear else "slerp"
     with user_errors():
         model = _load_model(model_path, device)
         names, x = _read_all(model, inputs, _aligner(align, model.resolution), "interpolation", first_face_only=True)
-        if len(x) != len(inputs):
+        if any(Path(p).is_dir() for p in inputs):  # folders count by the images in them
+            if len(x) not in (2, 4, 6):
+                fail(f"interpolate takes 2, 4 or 6 images; {' '.join(inputs)} hold {len(x)} usable images")
+        elif len(x) != len(inputs):
             fail(f"interpolate needs {len(inputs)} images but only {len(x)} could be used")
         z = model.encode(x, batch_size)
         shown = None if no_inputs else x
@@ -423,9 +429,10 @@ def _parse_combo(text: str, loaded: dict[str, Any]) -> dict[str, float]:
         name, sep, value = part.partition("=")
         name = name.strip()
         try:
-            combo[name] = float(value) if sep else 1.0
-        except ValueError:
-            fail(f"--combo {text!r}: {value!r} is not a number (write NAME=STRENGTH, ...)")
+            combo[name] = finite(float(value), "strength", -MAX_STRENGTH, MAX_STRENGTH) if sep else 1.0
+        except ValueError as e:
+            why = e if "strength" in str(e) else f"{value!r} is not a number"
+            fail(f"--combo {text!r}: {why} (write NAME=STRENGTH, ...)")
         if name not in loaded:
             fail(f"--combo {text!r}: no vector named {name!r}; loaded: {', '.join(loaded) or 'none'}")
     return combo
@@ -436,7 +443,7 @@ def _parse_combo(text: str, loaded: dict[str, Any]) -> dict[str, float]:
 @click.option("-o", "--out", default="aligned", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the aligned crops.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Side of the crops.")
-@click.option("--min-score", default=0.3, show_default=True, type=float,
+@click.option("--min-score", default=0.3, show_default=True, type=Number(-10, 10),
               help="Ignore detections the face detector scores lower.")
 def align(inputs: tuple[str, ...], out: str, size: int, min_score: float) -> None:
     """Align faces FFHQ-style: dlib's 68 landmarks -> an upright square crop per face.

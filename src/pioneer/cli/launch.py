@@ -37,13 +37,18 @@ def create_run_dir(outdir: Path, desc: str) -> Path:
     """Rank 0 picks the next numbered folder and tells the other ranks."""
     import torch.distributed as tdist
 
-    path = [str(next_run_dir(outdir, desc))] if dist.is_main() else [""]
+    path = [""]
+    if dist.is_main():
+        for _ in range(100):
+            path = [str(next_run_dir(outdir, desc))]
+            try:
+                Path(path[0]).mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:  # another run took this number a moment ago: take the next
+                continue
     if dist.world_size() > 1:
         tdist.broadcast_object_list(path, src=0)
-    run_dir = Path(path[0])
-    if dist.is_main():
-        run_dir.mkdir(parents=True, exist_ok=False)
-    return run_dir
+    return Path(path[0])
 
 
 def torchrun_command(argv: list[str], nproc: int, max_restarts: int, run_dir: Path | None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,8 +21,10 @@ from pioneer.config import DECODER_NORMS, PRESET_HELP, PRESETS, RECIPES, RESOLUT
 from pioneer.config import recipe_of, with_recipe
 from pioneer.config import preset as _load_preset
 from pioneer.training.image_pool import pool_size
+from pioneer.run import lock, oserrors
 from pioneer.run.files import RunError, RunFolder, describe_run, find_run, next_run_dir, start_in
 from pioneer.training.schedule import describe, format_table
+from pioneer.validate import Number, check_batch_split, check_device, check_gpus
 
 
 def _apply_overrides(cfg: TrainConfig, *, data: str | None, holdout: str | None, kimg: float | None,
@@ -104,20 +107,20 @@ def _summary(cfg: TrainConfig, name: str) -> str:
 @click.option("--run-dir", "run_dir_opt", type=click.Path(file_okay=False),
               help="Train into exactly this folder: resume it if it holds a checkpoint, else start a new run "
                    "there (instead of --outdir/--name; what torchrun restarts need).")
-@click.option("--kimg", type=float, help="Total length in thousands of images (overrides the preset).")
+@click.option("--kimg", type=Number(0.001, 1e8), help="Total length in thousands of images (overrides the preset).")
 @click.option("--resolution", type=int, help="Stop growing at this resolution (drops later phases).")
-@click.option("--batch", type=int, help="Global batch size at every resolution (overrides the preset).")
-@click.option("--seed", type=int, help="Random seed (default 0).")
-@click.option("--width", type=float, help="Channel multiplier on the paper's channel table.")
+@click.option("--batch", type=Number(1, 1 << 20, integer=True), help="Global batch size at every resolution (overrides the preset).")
+@click.option("--seed", type=Number(0, 2**31 - 1, integer=True), help="Random seed (default 0).")
+@click.option("--width", type=Number(0, 64, open_low=True), help="Channel multiplier on the paper's channel table.")
 @click.option("--decoder-norm", type=click.Choice(DECODER_NORMS), help="Decoder normalisation (ablation).")
 @click.option("--no-margin", is_flag=True, help="Switch the KL margin off in every rule (ablation).")
 @click.option("--recipe", type=click.Choice(RECIPES),
               help="How the networks are trained: 'authors' (the paper's losses; the paper presets) or 'small' "
                    "(what narrow networks on short runs need to learn; the default preset). See docs/collapse.md.")
 @click.option("--device", default="auto", show_default=True, help='"auto", "cpu", "cuda" or "cuda:N".')
-@click.option("--gpus", type=int, default=1, show_default=True,
+@click.option("--gpus", type=Number(1, 1024, integer=True), default=1, show_default=True,
               help="Processes on this machine (GPUs, or gloo CPU processes); launches torchrun for you.")
-@click.option("--max-restarts", type=int, default=0, show_default=True,
+@click.option("--max-restarts", type=Number(0, 1000, integer=True), default=0, show_default=True,
               help="With the torchrun launch: restart all processes up to this many times after a failure, "
                    "resuming from the last checkpoint (picks a --run-dir if none is given).")
 @click.option("--amp/--no-amp", default=None,
@@ -132,18 +135,18 @@ def _summary(cfg: TrainConfig, name: str) -> str:
 @click.option("--eager", is_flag=True,
               help="The plain float32 path of the authors' code: every speed option off (flags above still apply).")
 @click.option("--metrics", "metrics_list", help="Metrics to compute during training, comma-separated (e.g. fid1k,lpips_rec).")
-@click.option("--metrics-kimg", "--metrics-every", "metrics_kimg", type=float,
+@click.option("--metrics-kimg", "--metrics-every", "metrics_kimg", type=Number(0, 1e8, open_low=True),
               help="Interval of --metrics in kimg (default: at the end only).")
 @click.option("--on-divergence", type=click.Choice(["rollback", "stop", "warn"]),
               help="On NaN, a runaway KL gap or a collapse: roll back to the last checkpoint (default), stop, or warn.")
-@click.option("--collapse-rank", type=float,
+@click.option("--collapse-rank", type=Number(0, 4096),
               help="Code collapse: the effective rank of a batch of real codes below this for 5 records in a "
                    "row, from the 8x8 phase on, counts as divergence (default 4; 0 = off).")
-@click.option("--dead-cycle", type=float,
+@click.option("--dead-cycle", type=Number(0, 2, open_high=True),
               help="Dead latent cycle: 1 - cos(z, E(G(z))) of a batch above this for 5 records in a row, "
                    "from the 16x16 phase on, counts as divergence (default: the preset's, 0.98 for synthetic64, "
                    "off for the paper presets; 0 = off).")
-@click.option("--checkpoint-kimg", type=float,
+@click.option("--checkpoint-kimg", type=Number(0, 1e8, open_low=True),
               help="Interval of the training-state checkpoint in kimg (overrides the preset).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="Where decoded image pyramids are cached (default ~/.cache/pioneer).")
@@ -175,14 +178,23 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
     in_torchrun = "WORLD_SIZE" in os.environ
     _check_options(ctx, in_torchrun)
     launch = not in_torchrun and not dry_run and (gpus > 1 or max_restarts > 0)
+    if not dry_run:
+        check_device(device)
+        if launch:
+            check_gpus(gpus, device)
 
     # Under torchrun the process group starts first, so that rank 0 alone decides below whether
     # the run folder is resumed and every rank follows that decision.
     dev = None if dry_run or launch else dist.init(None if device == "auto" else device)
+    stack = contextlib.ExitStack()  # the run folder's lock and the cleanup of a failed start
+    started = [False]               # training returned (finished, stopped or diverged)
     try:
         speed = dict(amp=amp, channels_last=channels_last, sn_cache=sn_cache, compile=compile_, eager=eager,
                      optimised=optimised)
         folder = Path(run_dir_opt or resume_dir) if (run_dir_opt or resume_dir) else None
+        created = folder is not None and not folder.exists()
+        if folder is not None and dist.is_main() and not dry_run and not launch and (run_dir_opt or folder.is_dir()):
+            stack.enter_context(lock.hold(folder, note=_note))  # before reading it
         found = None if folder is None else on_rank0(lambda: _find_run(folder, required=resume_dir is not None))
         cfg, preset_name = _resolve_config(ctx, found, folder, fixed, speed)
         if dry_run:
@@ -198,6 +210,8 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
             open_source(cfg.data)  # fail before creating a run folder (listing only, no decoding)
         except DataError as e:
             fail(str(e))
+        check_batch_split(cfg.schedule.batch_sizes, RESOLUTIONS[cfg.schedule.final_phase],
+                          gpus if launch else dist.world_size())
 
         if launch:
             if max_restarts and folder is None:
@@ -212,38 +226,45 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
         resuming = found is not None
         if folder is None:
             run_dir = create_run_dir(Path(outdir), name or describe_run(preset_name, cfg.data))
+            created = True
+            if dist.is_main():
+                stack.enter_context(lock.hold(run_dir, note=_note))
         else:
             run_dir = folder
+        if not resuming and dist.is_main():  # a new run that fails before its first checkpoint leaves no folder
+            from pioneer.run.integrity import discard_unstarted_run
+            stack.callback(lambda: None if started[0] else discard_unstarted_run(run_dir, created))
         if dist.is_main():
             _write_options(RunFolder(run_dir), found, cfg, preset_name, fresh_folder=folder is not None)
             warn_shared_store()
         _announce(run_dir, found, dev)
         _train(cfg, run_dir, dev, resuming, cache_dir, not no_progress)
+        started[0] = True
+    except lock.RunLockError as e:
+        fail(str(e))
+    except OSError as e:  # disk full, read-only or unwritable folders: the message names the path
+        fail(oserrors.one_line(e, where=locals().get("run_dir")))
     finally:
+        stack.close()
         dist.shutdown()
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _check_options(ctx: click.Context, in_torchrun: bool) -> None:
     """One-line errors for options that contradict each other or are out of range."""
     p = ctx.params
-    run_dir_opt, resume_dir, gpus, max_restarts = p["run_dir_opt"], p["resume_dir"], p["gpus"], p["max_restarts"]
+    run_dir_opt, resume_dir, max_restarts = p["run_dir_opt"], p["resume_dir"], p["max_restarts"]
     if run_dir_opt is not None and resume_dir is not None:
         fail("--run-dir and --resume both name the run folder: use one (--run-dir resumes too)")
-    if run_dir_opt is not None and (p["name"] is not None
-                                    or ctx.get_parameter_source("outdir") is not ParameterSource.DEFAULT):
-        fail("--run-dir names the run folder itself: drop --outdir and --name")
-    if gpus < 1:
-        fail(f"--gpus {gpus} must be at least 1")
-    if max_restarts < 0:
-        fail(f"--max-restarts {max_restarts} must be 0 or more")
+    for flag, folder_opt in (("--run-dir", run_dir_opt), ("--resume", resume_dir)):
+        if folder_opt is not None and (p["name"] is not None
+                                       or ctx.get_parameter_source("outdir") is not ParameterSource.DEFAULT):
+            fail(f"{flag} names the run folder itself: drop --outdir and --name")
     if max_restarts and in_torchrun:
         fail("--max-restarts is for the launch by --gpus; under your own torchrun pass --max-restarts to torchrun")
-    if p["checkpoint_kimg"] is not None and p["checkpoint_kimg"] <= 0:
-        fail(f"--checkpoint-kimg {p['checkpoint_kimg']} must be positive")
-    if p["collapse_rank"] is not None and not p["collapse_rank"] >= 0:
-        fail(f"--collapse-rank {p['collapse_rank']} must be 0 (off) or positive")
-    if p["dead_cycle"] is not None and not 0 <= p["dead_cycle"] < 2:
-        fail(f"--dead-cycle {p['dead_cycle']} must be 0 (off) or between 0 and 2 (1 - cos ranges over 0..2)")
     if p["optimised"] and p["eager"]:
         fail("--optimised and --eager contradict each other: pick one")
 
@@ -259,6 +280,7 @@ def _resolve_config(ctx: click.Context, found: dict[str, Any] | None, folder: Pa
             preset_name = opts.get("preset", "?")
             cfg = TrainConfig.from_dict(opts["config"])
             _check_fixed(folder, preset_name, cfg, fixed)
+            _check_not_shorter(folder, cfg, p["kimg"], found["images_seen"])
             cfg = _apply_overrides(cfg, **{**_NO_OVERRIDES, "kimg": p["kimg"], **speed})
         else:
             preset_name = p["preset"]
@@ -278,6 +300,14 @@ def _resolve_config(ctx: click.Context, found: dict[str, Any] | None, folder: Pa
         if unknown:
             fail(f"unknown metric {unknown[0]!r}: use one of {', '.join(list_metrics())}")
     return cfg, preset_name
+
+
+def _check_not_shorter(folder: Path, cfg: TrainConfig, kimg: float | None, images_seen: int | None) -> None:
+    """--kimg may extend or shorten a resumed run, but not below what it has already seen."""
+    if kimg is not None and images_seen is not None and int(kimg * 1000) < images_seen:
+        if kimg < cfg.schedule.total_kimg:
+            fail(f"--kimg {kimg:g} is below the {images_seen / 1000:g} kimg the run in {folder} has already seen: "
+                 f"give a larger --kimg to extend it, or drop --kimg")
 
 
 def _write_options(run: RunFolder, found: dict[str, Any] | None, cfg: TrainConfig, preset_name: str,
@@ -345,6 +375,9 @@ def _train(cfg: TrainConfig, run_dir: Path, device: Any, resume: bool, cache_dir
         result = train_loop(cfg, run_dir, device=device, resume=resume, cache_dir=cache_dir, progress=progress)
     except (DataError, CheckpointError, ConfigError) as e:
         fail(str(e))
+    if result.write_error:
+        fail(f"checkpoints could not be written ({result.write_error}); the last good checkpoint is in {run_dir}: "
+             f"fix that, then resume with: pioneer train --resume {run_dir}")
     if result.interrupted:
         sys.exit(130)
     if result.diverged:

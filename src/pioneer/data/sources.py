@@ -451,8 +451,8 @@ def open_source(spec: str | Path, **synthetic_kwargs: Any) -> ImageSource:
         kwargs = dict(synthetic_kwargs)
         if text != "synthetic":
             count = text.split(":", 1)[1]
-            if not count.isdigit() or int(count) < 1:
-                raise DataError(f"data {text!r} is invalid: use 'synthetic' or 'synthetic:N' with N >= 1")
+            if not count.isdigit() or int(count) < 2:  # one to train on, one held out at least
+                raise DataError(f"data {text!r} is invalid: use 'synthetic' or 'synthetic:N' with N >= 2")
             kwargs["num_images"] = int(count)
             # The default test split (1000 of 12000) scaled to N: 1/12, at most 1000.
             kwargs.setdefault("num_test", min(1000, max(1, int(count) // 12)))

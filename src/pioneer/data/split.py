@@ -162,4 +162,7 @@ def open_dataset(
             f"the held-out split of {spec} leaves no training images "
             f"({test.size} test of {len(pyramid)}): hold out fewer images"
         )
+    if test.size == 0:  # the held-out L1 and the reconstruction grids need at least one
+        raise DataError(f"{spec} leaves no held-out images ({len(pyramid)} usable): give at least 2 images, "
+                        f"or a --holdout list that names some of them")
     return DataSplit(pyramid, train.astype(np.int64), test.astype(np.int64))

@@ -13,7 +13,6 @@ the encoder and the prior produce them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,7 +208,10 @@ def edit_strip(z: torch.Tensor, vector: torch.Tensor, strengths: Sequence[float]
 
 
 def parse_strengths(text: str) -> list[float]:
-    """'-2:2:5' (start:stop:count, both ends included), '-1,0,1.5' or '2' -> a list of floats."""
+    """'-2:2:5' (start:stop:count, both ends included), '-1,0,1.5' or '2' -> a list of floats,
+    each finite and within +-MAX_STRENGTH, at most MAX_STRIP of them."""
+    from pioneer.validate import check_strengths
+
     text = text.strip()
     try:
         if ":" in text:
@@ -217,16 +219,23 @@ def parse_strengths(text: str) -> list[float]:
             if len(parts) != 3:
                 raise ValueError
             start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
-            if count < 1:
+            ends = [start, stop]
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+            if not values:
                 raise ValueError
-            return [start] if count == 1 else torch.linspace(start, stop, count).tolist()
-        values = [float(v) for v in text.split(",") if v.strip()]
-        if not values or any(math.isnan(v) or math.isinf(v) for v in values):
-            raise ValueError
-        return values
+            ends, count = values, len(values)
     except ValueError:
         raise ValueError(f"strength {text!r} is not understood: use START:STOP:COUNT (e.g. -2:2:5), "
                          "a comma-separated list (e.g. -1,0,1) or one number") from None
+    try:
+        check_strengths(ends, count)   # before linspace: a huge COUNT must not allocate
+    except ValueError as e:
+        raise ValueError(f"strength {text!r}: {e}; use START:STOP:COUNT (e.g. -2:2:5), a comma-separated "
+                         "list or one number") from None
+    if ":" in text:
+        return [start] if count == 1 else torch.linspace(start, stop, count).tolist()
+    return values
 
 
 @dataclass
@@ -270,6 +279,8 @@ class AttributeVector:
         vector = tensors.get("vector")
         if meta.get("format") != VECTOR_FORMAT or vector is None or vector.ndim != 1:
             raise ValueError(f"{path} is not a pioneer attribute vector (make one with `pioneer attributes`)")
+        if not bool(torch.isfinite(vector).all()):
+            raise ValueError(f"{path} holds NaN or infinite numbers: make the vector again with `pioneer attributes`")
         try:
             return AttributeVector(
                 vector=vector.float(), attribute=meta.get("attribute", path.stem),

@@ -28,6 +28,7 @@ from torch import nn
 from pioneer.atomic import atomic_write
 from pioneer.config import ModelConfig
 from pioneer.model.spectral import exact_spectral_vectors
+from pioneer.run import integrity
 
 SNAPSHOT_FORMAT = "pioneer-snapshot"
 STATE_FORMAT = "pioneer-training-state"
@@ -67,6 +68,7 @@ def save_snapshot(path: str | Path, decoder: nn.Module, encoder: nn.Module, cfg:
         "images_seen": str(images_seen),
         "extra": json.dumps(extra or {}),
     }
+    meta[integrity.CHECKSUM_KEY] = integrity.snapshot_digest(meta, tensors)
     data = st_save(tensors, metadata=meta)
     atomic_write(path, lambda f: f.write(data))
 
@@ -112,6 +114,7 @@ def load_snapshot(path: str | Path) -> Snapshot:
         raise CheckpointError(f"{path} is a pioneer snapshot of format version {version}, newer than this pioneer "
                               f"reads ({FORMAT_VERSION}): upgrade pioneer")
     meta, tensors = read_safetensors(path, "a pioneer snapshot")
+    integrity.verify_snapshot(meta, tensors, path)
     try:
         cfg = ModelConfig(**json.loads(meta["model_config"]))
         snap = Snapshot(
@@ -130,16 +133,17 @@ def load_snapshot(path: str | Path) -> Snapshot:
 
 def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
     """Full training state; tensors, numbers, strings, lists and dicts only (weights_only-safe)."""
-    payload = {"format": STATE_FORMAT, "version": FORMAT_VERSION, **state}
+    payload = integrity.with_checksum({"format": STATE_FORMAT, "version": FORMAT_VERSION, **state})
     buf = io.BytesIO()
     torch.save(payload, buf)
-    atomic_write(path, lambda f: f.write(buf.getbuffer()))
+    atomic_write(path, lambda f: f.write(buf.getbuffer()), before_replace=lambda: integrity.keep_previous(Path(path)))
 
 
 def load_training_state(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """Load a training state safely (weights_only=True); CheckpointError when unusable.
 
-    mmap: map the tensors instead of reading them (cheap when only the counters are wanted).
+    mmap: map the tensors instead of reading them (cheap when only the counters are wanted; the
+    checksum is then not verified, since that would read every tensor).
     """
     path = Path(path)
     if not path.is_file():
@@ -152,6 +156,8 @@ def load_training_state(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a pioneer training state")
     if state.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {state.get('version')}, this pioneer reads {FORMAT_VERSION}")
+    if not mmap:
+        integrity.verify_payload(state, path)
     return state
 
 

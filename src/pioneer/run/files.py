@@ -9,6 +9,8 @@ the image cache lives. Every other module asks here instead of spelling a file n
       snapshot.safetensors         latest inference snapshot (SNAPSHOT)
       snapshots/snapshot-KKKKKK.safetensors
       training-state.pt            full state for exact resume (STATE)
+      training-state.prev.pt       the one before, kept in case the newest is damaged (PREVIOUS_STATE)
+      .lock                        held by the training process (run/lock.py)
       summary.json                 the last session in short (SUMMARY)
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 
 OPTIONS = "options.json"
 STATE = "training-state.pt"
+PREVIOUS_STATE = "training-state.prev.pt"
 SNAPSHOT = "snapshot.safetensors"
 STATS = "stats.jsonl"
 METRICS = "metrics.jsonl"
@@ -114,24 +117,28 @@ def find_run(folder: str | os.PathLike, required: bool) -> dict[str, Any] | None
     from pioneer.config import ConfigError, TrainConfig
     from pioneer.run.checkpoint import CheckpointError, load_training_state
 
+    from pioneer.run.integrity import has_state, load_with_fallback
+    from pioneer.run.lock import is_lock_file
+
     run = RunFolder(folder)
     if required and not run.options.is_file():
         raise RunError(f"{run.path} is not a run folder (no {OPTIONS}): pass the folder that training created")
-    if not required and not run.state.is_file():
-        if run.path.is_dir() and not run.options.is_file() and any(run.path.iterdir()):
+    if not required and not has_state(run.path):
+        if run.path.is_dir() and not run.options.is_file() and any(not is_lock_file(p) for p in run.path.iterdir()):
             raise RunError(f"{run.path} is neither empty nor a run folder: pass a new or empty folder to --run-dir")
         return None
     if not run.options.is_file():
-        raise RunError(f"{run.path} has a {STATE} but no {OPTIONS}: restore it or start a new run")
+        raise RunError(f"{run.path} has a training state but no {OPTIONS}: restore it or start a new run")
     try:
         opts = run.read_options()
         TrainConfig.from_dict(opts["config"])
     except (ValueError, KeyError, TypeError, ConfigError) as e:
         raise RunError(f"{run.options} is damaged ({e}); restore it or start a new run") from e
     images_seen = None
-    if run.state.is_file():
-        try:
-            images_seen = int(load_training_state(run.state, mmap=True)["images_seen"])
+    if has_state(run.path):
+        try:  # the counter only (mapped, not verified: the training loop verifies what it resumes from)
+            images_seen = int(load_with_fallback(run.path, lambda p: load_training_state(p, mmap=True),
+                                                 lambda _: None)["images_seen"])
         except (CheckpointError, KeyError) as e:
             raise RunError(str(e)) from e
     return {"options": opts, "images_seen": images_seen}

@@ -61,9 +61,11 @@ class StatsWriter:
             self._tb.add_image(tag, image_hwc, images_seen, dataformats="HWC")
 
     def close(self) -> None:
-        self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        try:
+            self._file.close()
+        finally:  # a full disk fails the last flush: still close TensorBoard's files
+            if self._tb is not None:
+                self._tb.close()
 
 
 def read_stats(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -28,9 +29,11 @@ from pioneer.data.batches import real_batch
 from pioneer.model.loss import DecoderLoss, EncoderLoss
 from pioneer.model.networks import native_bf16_cpu, sample_prior
 from pioneer.atomic import atomic_write_text
+from pioneer.run import integrity, lock
 from pioneer.run.checkpoint import last_good_state, load_training_state, save_snapshot
 from pioneer.run.checkpoint import save_training_state
 from pioneer.run.files import RunFolder, cache_dir as resolve_cache_dir
+from pioneer.run.oserrors import WriteGuard
 from pioneer.run.stats import StatsWriter
 from pioneer.training.ema import EmaUpdate
 from pioneer.training.grad_shares import gradient_shares
@@ -42,6 +45,7 @@ from pioneer.training.schedule import SchedulePoint, state_at
 from pioneer.training.signals import stop_requests
 from pioneer.training.state import TrainingState
 from pioneer.training.step import autocast_for, set_lr, training_iteration
+from pioneer.training.stopping import stop_agreed
 
 
 @dataclass
@@ -57,11 +61,13 @@ class TrainResult:
     decoder_ema: torch.nn.Module | None = None
     diverged: str | None = None                   # why the monitor stopped the run, if it did
     rollbacks: int = 0
+    write_error: str | None = None                # why checkpoints could not be written, when they could not
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str = "cpu", resume: bool = False,
           cache_dir: str | Path | None = None, progress: bool = True, stop_after: int | None = None) -> TrainResult:
-    """Train (or continue training) into `run_dir`.
+    """Train (or continue training) into `run_dir`, holding its lock (run.lock.RunLockError when
+    another process trains there); temporary files of killed writes are removed first.
 
     stop_after: stop after this many iterations of this call (a checkpoint is written), as if
     the run had been interrupted there; for tests and for splitting a long run.
@@ -69,8 +75,16 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, device: torch.device | str =
     """
     device = torch.device(device)
     _check_run(cfg, device)
-    with torch.random.fork_rng(devices=[]), _cudnn_benchmark(device.type == "cuda"):
+    main = dist.is_main()
+    with lock.hold(run_dir, enabled=main, note=_note), torch.random.fork_rng(devices=[]), \
+            _cudnn_benchmark(device.type == "cuda"):
+        if main and (removed := integrity.remove_stale_temps(run_dir)):
+            _note(integrity.describe_removed(removed))
         return _train(cfg, RunFolder(run_dir), device, resume, resolve_cache_dir(cache_dir), progress, stop_after)
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool, cache_dir: Path, progress: bool,
@@ -80,25 +94,28 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
     split = _open_data(cfg, cache_dir, progress)
     state = TrainingState.create(cfg, split.train, device)
     if resume:
-        state.load_state_dict(load_training_state(run.state), source=str(run.state))
+        # The newest state, or the one before it when the newest fails verification.
+        state.load_state_dict(integrity.load_with_fallback(run.path, load_training_state, _note), source=str(run.state))
     state.broadcast()
     stats = StatsWriter(run.path, resume_images=state.images_seen if resume else None) if main else None
     # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
     monitor = DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence,
                                 collapse_rank=cfg.collapse_rank, dead_cycle=cfg.dead_cycle)
-    preview = Preview(cfg, split.test, device)
     autocast, gather = autocast_for(cfg, device), dist.gather_with_grad
     update_ema = EmaUpdate(state.G_ema, state.G)  # G_ema's spectral-norm vectors fit its own weights
     meter = RecordMeter(device, state.images_seen)
     total = int(sched.total_kimg * 1000)
     bar = tqdm(total=total, initial=min(state.images_seen, total), unit="img", unit_scale=True, dynamic_ncols=True,
                disable=not (main and progress), smoothing=0.05)
+    preview = Preview(cfg, split.test, device, warn=bar.write)
     t_start, start_iteration = time.perf_counter(), state.iteration
     heldout_l1: float | None = None
     last: dict[str, Any] = {}
     diverged: str | None = None
     interrupted = False
-    prev_phase = state_at(sched, lcfg, state.images_seen).phase
+    st = state_at(sched, lcfg, state.images_seen)
+    prev_phase = st.phase
+    guard = WriteGuard(warn=bar.write)              # checkpoints: retried, the run stops after 3 failures
     state.E.train(), state.G.train()
 
     with stop_requests() as stop:
@@ -125,6 +142,9 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                 now = state.images_seen
                 done = now >= total
                 stopping = stop_after is not None and state.iteration - start_iteration >= stop_after
+                # A signal stops after this iteration on one process (a Python flag, no host sync);
+                # across ranks they agree every STOP_CHECK_EVERY iterations (one all-reduce).
+                stopping = stopping or stop_agreed(stop.requested, state.iteration, device)
                 if meter.count >= cfg.log_every or done or stopping:
                     last = meter.record(now, state.iteration, st, le)
                     if main:
@@ -154,12 +174,11 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                     _log_grid_record(state, st, x, heldout_l1, autocast, stats)
                 if main and cfg.metrics and (_crossed(before, now, cfg.metrics_kimg) or done):
                     _run_metrics(state, st, run, cache_dir, device, bar)
-                if _crossed(before, now, cfg.checkpoint_kimg) or done or stopping or phase_end:
+                numbered = _crossed(before, now, cfg.snapshot_kimg) or done
+                if _crossed(before, now, cfg.checkpoint_kimg) or done or stopping or phase_end or numbered:
                     if main and monitor.healthy and _finite(le, lg):  # never a state the monitor would not roll back to
-                        _checkpoint(state, st, run)
-                if main and (_crossed(before, now, cfg.snapshot_kimg) or done):
-                    save_snapshot(run.numbered_snapshot(now), state.G_ema, state.E, cfg.model, st.phase, st.alpha,
-                                  now, extra={"data": cfg.data})
+                        if not guard.attempt(lambda: _checkpoint(state, st, run, numbered), f"checkpoint at {now / 1000:g} kimg"):
+                            stop.requested = stop.requested or guard.exhausted  # the others learn it at the next check
                 if done or stopping:
                     dist.barrier()  # rank 0 may still be writing; nobody leaves before it is done
                 if stopping and not done:
@@ -167,6 +186,8 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                     if main:
                         bar.write(f"stopped at {now / 1000:g} kimg; continue with: pioneer train --resume {run.path}")
                     break
+            if main and resume and state.iteration == start_iteration and state.images_seen >= total:
+                heldout_l1 = _complete_finished_run(state, st, run, preview, split.pyramid, autocast, stats, guard, bar)
         finally:  # also on errors: close the bar and the logs
             bar.close()
             if main:
@@ -179,7 +200,7 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
             "seconds_this_session": seconds, "iterations_this_session": state.iteration - start_iteration,
             "finished": state.images_seen >= total, "diverged": diverged, "rollbacks": monitor.rollbacks}, indent=2) + "\n")
     return TrainResult(state.images_seen, state.iteration, heldout_l1, interrupted, seconds, last, state.E, state.G,
-                       state.G_ema, diverged, monitor.rollbacks)
+                       state.G_ema, diverged, monitor.rollbacks, guard.last_error)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,11 +298,30 @@ def _log_grid_record(state: TrainingState, st: SchedulePoint, x: torch.Tensor, h
     stats.write({"images_seen": now, "kimg": now / 1000, "heldout_l1": heldout_l1, **shares})
 
 
-def _checkpoint(state: TrainingState, st: SchedulePoint, run: RunFolder) -> None:
-    """The training state and the latest inference snapshot (rank 0)."""
+def _checkpoint(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool) -> None:
+    """The inference snapshots, then the training state (rank 0). Snapshots first: a state never
+    claims more images than the snapshots beside it, so a write killed half-way is redone on resume."""
+    _snapshots(state, st, run, numbered)
     save_training_state(run.state, state.state_dict())
-    save_snapshot(run.snapshot, state.G_ema, state.E, state.cfg.model, st.phase, st.alpha, state.images_seen,
-                  extra={"data": state.cfg.data})
+
+
+def _snapshots(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool) -> None:
+    """The latest snapshot and, when `numbered`, the numbered one of this many images."""
+    paths = [run.snapshot] + ([run.numbered_snapshot(state.images_seen)] if numbered else [])
+    for path in paths:
+        save_snapshot(path, state.G_ema, state.E, state.cfg.model, st.phase, st.alpha, state.images_seen,
+                      extra={"data": state.cfg.data})
+
+
+def _complete_finished_run(state: TrainingState, st: SchedulePoint, run: RunFolder, preview: Preview, pyramid: Any,
+                           autocast: Any, stats: StatsWriter, guard: WriteGuard, bar: tqdm) -> float:
+    """A finished run resumed without training: write what a write killed after the state left
+    behind (the final snapshots or grids); returns the held-out L1 (the run keeps its score)."""
+    missing = integrity.missing_final_outputs(run.path, state.images_seen)
+    if missing:
+        bar.write(f"the finished run lacks its final {' and '.join(missing)}: writing them")
+        guard.attempt(lambda: _snapshots(state, st, run, numbered="numbered snapshot" in missing), "the final snapshots")
+    return preview(state, pyramid, st, autocast, run if "grids" in missing else None, stats)
 
 
 def _run_metrics(state: TrainingState, st: SchedulePoint, run: RunFolder, cache_dir: Path, device: torch.device,

@@ -3,6 +3,7 @@ of samples from fixed codes and of fixed held-out images beside their reconstruc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from pioneer.data.batches import real_batch
 from pioneer.images import interleave, make_grid, save_png
 from pioneer.model.networks import sample_prior
 from pioneer.run.files import RunFolder
+from pioneer.run.oserrors import WriteGuard
 from pioneer.run.stats import StatsWriter
 from pioneer.training.schedule import SchedulePoint
 from pioneer.training.state import TrainingState
@@ -21,8 +23,10 @@ class Preview:
     """Fixed inputs, drawn once and never from the training generator: grid_size^2 prior codes
     and the first 256 held-out images."""
 
-    def __init__(self, cfg: TrainConfig, test_indices: Any, device: torch.device) -> None:
+    def __init__(self, cfg: TrainConfig, test_indices: Any, device: torch.device,
+                 warn: Callable[[str], None] = print) -> None:
         self.cfg, self.device = cfg, device
+        self.grid_guard = WriteGuard(warn=warn, max_failures=1 << 30)
         self.n_grid = cfg.grid_size * cfg.grid_size
         self.grid_z = sample_prior(self.n_grid, cfg.model.latent_dim, torch.Generator().manual_seed(cfg.seed + 7))
         self.heldout_idx = torch.as_tensor(test_indices[:256], dtype=torch.long)
@@ -42,10 +46,12 @@ class Preview:
             if run is not None:
                 samples = G_ema(self.grid_z.to(self.device), st.phase, st.alpha)
                 n_pairs = self.n_grid // 2  # input, reconstruction, input, ...
-                for kind, images in (("samples", samples), ("reconstructions", interleave(x[:n_pairs], rec[:n_pairs]))):
-                    grid = make_grid(images, cfg.grid_size)
-                    save_png(run.grid(kind, state.images_seen), grid)
-                    if stats is not None:
+                grids = {kind: make_grid(images, cfg.grid_size)
+                         for kind, images in (("samples", samples), ("reconstructions", interleave(x[:n_pairs], rec[:n_pairs])))}
+                # Grids only show the run: a failed write warns and training goes on.
+                if self.grid_guard.attempt(lambda: [save_png(run.grid(k, state.images_seen), g) for k, g in grids.items()],
+                                           "writing the grids") and stats is not None:
+                    for kind, grid in grids.items():
                         stats.add_image(kind, grid, state.images_seen)
         E.train()
         return l1
