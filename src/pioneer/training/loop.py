@@ -45,7 +45,6 @@ from pioneer.training.schedule import SchedulePoint, state_at
 from pioneer.training.signals import stop_requests
 from pioneer.training.state import TrainingState
 from pioneer.training.step import autocast_for, set_lr, training_iteration
-from pioneer.training.stopping import stop_agreed
 
 
 @dataclass
@@ -142,15 +141,13 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                 now = state.images_seen
                 done = now >= total
                 stopping = stop_after is not None and state.iteration - start_iteration >= stop_after
-                # A signal stops after this iteration on one process (a Python flag, no host sync);
-                # across ranks they agree every STOP_CHECK_EVERY iterations (one all-reduce).
-                stopping = stopping or stop_agreed(stop.requested, state.iteration, device)
+                # A signal stops after this iteration (across ranks within STOP_CHECK_EVERY).
+                stopping = stop.agreed(state.iteration, device) or stopping
                 if meter.count >= cfg.log_every or done or stopping:
                     last = meter.record(now, state.iteration, st, le)
                     if main:
                         stats.write(last)
                         bar.set_postfix_str(progress_text(last), refresh=False)
-                    stopping = stop.agreed(device) or stopping
                     verdict = monitor.update(last)
                     if verdict.action is not Action.OK and main:
                         bar.write(f"{verdict.action.value}: {verdict.reason}")

@@ -1,4 +1,12 @@
-"""Ctrl-C and SIGTERM ask training to stop at the next record, checkpoint and exit."""
+"""Ctrl-C and SIGTERM ask training to stop: it finishes the current iteration, checkpoints and
+exits.
+
+On one process the loop reads the request after every iteration: a Python bool, no host-device
+sync. Across ranks every process must leave the loop at the same iteration, or the others would
+wait forever in the next collective, so the ranks agree with one all-reduce of the flag every
+STOP_CHECK_EVERY iterations: a stop takes effect within STOP_CHECK_EVERY iterations there. One
+small all-reduce per 4 iterations costs well under 1 % of an iteration at multi-GPU sizes.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +19,23 @@ import torch
 
 from pioneer import distributed as dist
 
+STOP_CHECK_EVERY = 4
+
 
 class StopRequest:
-    """Set by SIGINT / SIGTERM while installed (`stop_requests()`)."""
+    """Set by SIGINT / SIGTERM while installed (`stop_requests()`), or by the loop itself (e.g.
+    when checkpoints cannot be written)."""
 
     def __init__(self) -> None:
         self.requested = False
 
-    def agreed(self, device: torch.device) -> bool:
-        """Whether any rank was asked to stop. Collective: every rank must agree to stop, or the
-        others would wait forever in the next collective."""
-        flag = torch.tensor([float(self.requested)], device=device)
-        return dist.all_reduce_mean(flag).item() > 0
+    def agreed(self, iteration: int, device: torch.device) -> bool:
+        """Whether every rank should stop after this iteration; the same answer on every rank."""
+        if dist.world_size() == 1:
+            return self.requested
+        if iteration % STOP_CHECK_EVERY:
+            return False
+        return dist.all_reduce_mean(torch.tensor([float(self.requested)], device=device)).item() > 0
 
 
 @contextlib.contextmanager
