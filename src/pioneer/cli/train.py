@@ -242,6 +242,8 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
         started[0] = True
     except lock.RunLockError as e:
         fail(str(e))
+    except BrokenPipeError:  # output piped into `head`: pioneer.entry exits quietly
+        raise
     except OSError as e:  # disk full, read-only or unwritable folders: the message names the path
         fail(oserrors.one_line(e, where=locals().get("run_dir")))
     finally:
