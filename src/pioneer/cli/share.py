@@ -88,7 +88,7 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
     with _user_errors():
         snapshot = run / "snapshot.safetensors" if run.is_dir() and not (run / hub.CONFIG_NAME).is_file() else run
         model = _open_model(str(snapshot), device)
-        run_dir = hub.find_run(model)
+        run_dir = hub.run_of_model(model)
         found = hub.vector_files(run_dir, model.fingerprint) if run_dir is not None else []
         files = [*dict.fromkeys([*map(Path, vectors), *found]), *model.vectors.values()]   # no repeats
         click.echo(f"publishing {snapshot} ({model.resolution}x{model.resolution}, {model.images_seen / 1000:g} kimg"

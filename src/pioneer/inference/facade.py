@@ -45,7 +45,7 @@ def state_fingerprint(*modules: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _fold_spectral_norm(module: nn.Module) -> None:
+def fold_spectral_norm(module: nn.Module) -> None:
     """Bake W / sigma into plain weights: in eval mode spectral norm only rescales by a fixed
     sigma, so inference need not recompute it on every call."""
     for sub in module.modules():
@@ -75,7 +75,7 @@ class Pioneer:
         self.decoder = decoder.eval().requires_grad_(False)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         for net in (self.encoder, self.decoder):
-            _fold_spectral_norm(net)
+            fold_spectral_norm(net)
             net.to(self.device, memory_format=self.memory_format)
         self.level = level
         self.alpha = float(alpha)

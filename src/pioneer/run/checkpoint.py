@@ -39,7 +39,8 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not belong to this run."""
 
 
-def _tensors(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def prefixed_tensors(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict as safetensors wants it: keys `prefix.name`, contiguous CPU copies."""
     return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
@@ -58,7 +59,7 @@ def save_snapshot(path: str | Path, decoder: nn.Module, encoder: nn.Module, cfg:
                   level: int, alpha: float, images_seen: int, extra: dict[str, Any] | None = None) -> None:
     """Inference snapshot: `decoder` should be the EMA decoder. Spectral-norm vectors are
     stored exactly converged (see _inference_state), whatever the networks' own vectors are."""
-    tensors = _tensors("decoder", _inference_state(decoder)) | _tensors("encoder", _inference_state(encoder))
+    tensors = prefixed_tensors("decoder", _inference_state(decoder)) | prefixed_tensors("encoder", _inference_state(encoder))
     meta = {
         "format": SNAPSHOT_FORMAT,
         "version": str(FORMAT_VERSION),

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pioneer.training.health import DivergenceMonitor
 
 
-def _latest(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def latest_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in records:
         out[r["metric"]] = r              # later lines win
@@ -75,7 +75,7 @@ def _run_monitor(run_dir: Path) -> "DivergenceMonitor":
     return DivergenceMonitor(policy="stop", **kwargs)
 
 
-def _grids(run_dir: Path, model: "Pioneer | None", data: "DataSplit | None", out_dir: Path) -> list[tuple[str, str]]:
+def report_grids(run_dir: Path, model: "Pioneer | None", data: "DataSplit | None", out_dir: Path) -> list[tuple[str, str]]:
     """(caption, relative path) of a sample grid and a reconstruction grid."""
     from pioneer.images import interleave, make_grid, save_png
 
@@ -109,7 +109,7 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
         lines.append(f"Model: `{model.source}`, {model.resolution}x{model.resolution}, "
                      f"{model.images_seen / 1000:g} kimg.")
     lines += ["", "## Metrics (latest value of each)", ""]
-    latest = _latest(read_jsonl(run.metrics))
+    latest = latest_metrics(read_jsonl(run.metrics))
     if latest:
         lines += ["| metric | value | kimg | details |", "|---|---|---|---|"]
         for name, r in sorted(latest.items()):
@@ -146,7 +146,7 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
     else:
         lines.append("No stats.jsonl in this folder.")
     lines += ["", "## Images", ""]
-    for caption, rel in _grids(run_dir, model, data, out_dir):
+    for caption, rel in report_grids(run_dir, model, data, out_dir):
         lines += [f"**{caption}**", "", f"![{caption}]({rel})" if rel else "", ""]
     run.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return run.report

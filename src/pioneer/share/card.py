@@ -36,17 +36,17 @@ def write_model_card(folder: Path, model: "Pioneer", config: dict[str, Any], run
                      repo_id: str | None = None, progress: bool = False) -> Path:
     """Draw samples.png and reconstructions.png into `folder` and write its README.md."""
     from pioneer.run.jsonl import read_jsonl
-    from pioneer.run.report import _grids, _latest
+    from pioneer.run.report import report_grids, latest_metrics
 
     split, note = _heldout(model, record, data, cache_dir, progress)
-    images = [(caption, Path(rel).name) for caption, rel in _grids(folder, model, split, folder)]
+    images = [(caption, Path(rel).name) for caption, rel in report_grids(folder, model, split, folder)]
     if split is None and run_dir is not None:       # no data to reconstruct: the run's last grid
         grids = sorted((run_dir / "grids").glob("reconstructions-*.png"))
         if grids:
             shutil.copyfile(grids[-1], folder / "reconstructions.png")
             images.append((f"held-out inputs and reconstructions, drawn in training ({grids[-1].stem})",
                            "reconstructions.png"))
-    metrics = _latest(read_jsonl(RunFolder(run_dir).metrics)) if run_dir is not None else {}
+    metrics = latest_metrics(read_jsonl(RunFolder(run_dir).metrics)) if run_dir is not None else {}
     text = model_card(config, metrics, images, record, repo_id=repo_id, note=note)
     path = folder / CARD_NAME
     atomic_write_text(path, text)

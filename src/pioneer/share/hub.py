@@ -33,7 +33,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from pioneer.atomic import atomic_write, atomic_write_text
-from pioneer.run.checkpoint import CheckpointError, _tensors, read_safetensors
+from pioneer.run.checkpoint import CheckpointError, prefixed_tensors, read_safetensors
 from pioneer.config import ModelConfig
 from pioneer.run.files import OPTIONS, SUMMARY
 from pioneer.inference.latent import AttributeVector
@@ -66,23 +66,23 @@ class HubError(RuntimeError):
 
 def plain_copy(net: nn.Module) -> nn.Module:
     """A CPU float32 copy of a network in eval mode with spectral norm folded into plain
-    weights (W / sigma with the network's own u, v; see api._fold_spectral_norm). `net` is
+    weights (W / sigma with the network's own u, v; see inference.facade.fold_spectral_norm). `net` is
     not changed; a network already folded (as Pioneer's are) is copied as it is."""
-    from pioneer.inference.facade import _fold_spectral_norm
+    from pioneer.inference.facade import fold_spectral_norm
 
     out = copy.deepcopy(net).eval().requires_grad_(False)
-    _fold_spectral_norm(out)
+    fold_spectral_norm(out)
     return out.to("cpu", torch.float32, memory_format=torch.contiguous_format)
 
 
 def plain_networks(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     """Encoder and Decoder of `cfg` without spectral-norm parametrizations, to load plain weights into."""
-    from pioneer.inference.facade import _fold_spectral_norm
+    from pioneer.inference.facade import fold_spectral_norm
     from pioneer.model.networks import Decoder, Encoder
 
     nets = Encoder(cfg).eval(), Decoder(cfg).eval()
     for net in nets:
-        _fold_spectral_norm(net)
+        fold_spectral_norm(net)
     return nets
 
 
@@ -135,7 +135,7 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
 
     folder = Path(folder)
     _check_target(folder)
-    run = find_run(model) if run_dir is True else (Path(run_dir) if run_dir else None)
+    run = run_of_model(model) if run_dir is True else (Path(run_dir) if run_dir else None)
     record = run_record(run)
     vecs = [_check_vector(model, v) for v in vectors]
     names = [_vector_file(v.attribute) for v in vecs]
@@ -150,7 +150,7 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
         (folder / name).unlink(missing_ok=True)
     shutil.rmtree(folder / VECTOR_DIR, ignore_errors=True)   # vectors of an earlier publish
     encoder, decoder = plain_copy(model.encoder), plain_copy(model.decoder)
-    weights = st_save(_tensors("encoder", encoder.state_dict()) | _tensors("decoder", decoder.state_dict()),
+    weights = st_save(prefixed_tensors("encoder", encoder.state_dict()) | prefixed_tensors("decoder", decoder.state_dict()),
                       metadata={"format": PRETRAINED_FORMAT, "version": str(PRETRAINED_VERSION)})
     atomic_write(folder / WEIGHTS_NAME, lambda f: f.write(weights))
     for vec, name in zip(vecs, names):
@@ -200,11 +200,11 @@ def _is_pretrained(folder: Path) -> bool:
         return (safetensors_metadata(folder / WEIGHTS_NAME) or {}).get("format") == PRETRAINED_FORMAT
 
 
-def find_run(model: "Pioneer") -> Path | None:
-    from pioneer.run.files import run_of_snapshot as find_run_dir
+def run_of_model(model: "Pioneer") -> Path | None:
+    from pioneer.run.files import run_of_snapshot
 
     source = Path(model.source) if model.source else None
-    return find_run_dir(source) if source is not None and source.is_file() else None
+    return run_of_snapshot(source) if source is not None and source.is_file() else None
 
 
 def _check_vector(model: "Pioneer", v: AttributeVector | str | os.PathLike) -> AttributeVector:
