@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import click
 
+from pioneer import interrupts
 from pioneer.cli import demo, evaluate, images, share, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pioneer")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Balanced PIONEER: train progressively growing generative autoencoders, then encode,
     reconstruct, interpolate and edit images through their latent space."""
+    # `pioneer train` keeps start-up signals recorded until its loop takes them over; every
+    # other command gets the ordinary Ctrl-C back (a server or a long evaluation must stop).
+    if ctx.invoked_subcommand != "train":
+        interrupts.release()
 
 
 for _module in (train, images, evaluate, demo, share):

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pioneer import distributed as dist
+from pioneer import distributed as dist, interrupts
 from pioneer.atomic import atomic_write_text
 from pioneer.cli.common import fail
 from pioneer.cli.launch import create_run_dir, on_rank0, relaunch_with_torchrun, torchrun_command, warn_shared_store
@@ -220,6 +220,7 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
                 folder.mkdir(parents=True, exist_ok=False)
                 click.echo(f"run folder: {folder}  (restarts resume from its last checkpoint)", err=True)
                 run_dir_opt = str(folder)
+            interrupts.check()  # exec drops the recorder: a request recorded so far is acted on here
             relaunch_with_torchrun(torchrun_command(sys.argv[1:], gpus, max_restarts,
                                                       Path(run_dir_opt) if run_dir_opt else None), max_restarts)
 
@@ -238,6 +239,7 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
             _write_options(RunFolder(run_dir), found, cfg, preset_name, fresh_folder=folder is not None)
             warn_shared_store()
         _announce(run_dir, found, dev)
+        interrupts.check()  # before the image cache is built (the loop checks again before its first iteration)
         _train(cfg, run_dir, dev, resuming, cache_dir, not no_progress)
         started[0] = True
     except lock.RunLockError as e:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from pioneer import interrupts
 from pioneer.atomic import fsync_path
 from pioneer.data.sources import DataError, ImageError, ImageSource
 
@@ -329,6 +330,7 @@ def _build_into(
                disable=not progress, dynamic_ncols=True)
     try:
         for start in range(0, total, chunk):
+            interrupts.check()  # a Ctrl-C recorded at start-up ends the build here (the temp folder is removed)
             indices = range(start, min(total, start + chunk))
             results = list(executor.map(load, indices)) if executor else [load(i) for i in indices]
             good: list[np.ndarray] = []

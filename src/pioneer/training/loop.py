@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from pioneer import distributed as dist
+from pioneer import distributed as dist, interrupts
 from pioneer.config import RESOLUTIONS, TrainConfig
 from pioneer.data.batches import real_batch
 from pioneer.model.loss import DecoderLoss, EncoderLoss
@@ -96,6 +96,9 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
         # The newest state, or the one before it when the newest fails verification.
         state.load_state_dict(integrity.load_with_fallback(run.path, load_training_state, _note), source=str(run.state))
     state.broadcast()
+    # The last safe point for a start-up Ctrl-C (pioneer.interrupts) before files are opened;
+    # one that arrives later is taken over by the loop's handlers below.
+    interrupts.check()
     stats = StatsWriter(run.path, resume_images=state.images_seen if resume else None) if main else None
     # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
     monitor = DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence,

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from pioneer import distributed as dist
+from pioneer import distributed as dist, interrupts
 
 STOP_CHECK_EVERY = 4
 
@@ -41,8 +41,10 @@ class StopRequest:
 @contextlib.contextmanager
 def stop_requests() -> Iterator[StopRequest]:
     """Install the handlers for the block and give the previous ones back after it. Outside the
-    main thread signals cannot be caught: the request then never fires."""
+    main thread signals cannot be caught: the request then never fires. A stop recorded at
+    start-up (pioneer.interrupts) is taken over: the loop stops after its next iteration."""
     request = StopRequest()
+    request.requested = interrupts.take()
 
     def handle(signum: int, frame: Any) -> None:
         request.requested = True
