@@ -1,12 +1,18 @@
+import os
+
 import pytest
 import torch
 
 from pioneer.config import LossConfig, ModelConfig, Rule, ScheduleConfig, TrainConfig
 
 
+# The threads of CI's 2-core machine; OMP_NUM_THREADS=1 runs the suite on one.
+TEST_THREADS = int(os.environ.get("OMP_NUM_THREADS") or 2)
+
+
 @pytest.fixture(autouse=True)
 def _small_torch():
-    torch.set_num_threads(2)
+    torch.set_num_threads(TEST_THREADS)
     yield
 
 

@@ -121,14 +121,25 @@ def test_grid_time_diagnostics_leave_the_trajectory_alone(tmp_path):
 
 @pytest.mark.slow
 def test_reconstruction_error_falls(tmp_path):
-    """A tiny model trained for 2.5 kimg reconstructs held-out faces better than at init and
-    better than the best constant image (the mean face)."""
-    from pioneer.config import Rule, ScheduleConfig
+    """A tiny model trained for 2.5 kimg with the small recipe (the default one) reconstructs
+    held-out faces much better than at init and than the best constant image (the mean face),
+    and its training L1 falls along the last phase.
+
+    Margins measured over seeds 0-9 with the avx512 and the default kernels of an AVX-512 Xeon
+    (20 trajectories; another machine's seed 0 is one more such draw): held-out L1 after / at
+    init 0.47-0.59 (mean 0.53, sd 0.035; asserted < 0.7), after / mean face 0.58-0.68 (mean
+    0.63, sd 0.03; asserted < 0.8). One record is the L1 of one batch of 16 and moves by about
+    +-0.03 from record to record, so the trend is taken over quarters of the last phase's stable
+    part (alpha = 1, 27 records): last quarter / first quarter 0.60-0.76 (mean 0.68, sd 0.05;
+    asserted < 0.9). Records of different resolutions are not compared: 8 px faces hold more
+    detail to miss than 4 px ones. (With the authors' recipe the same run failed the held-out
+    check in 3 of the 20: at this size it collapses, docs/collapse.md.)"""
+    from pioneer.config import Rule, ScheduleConfig, with_recipe
     import dataclasses
     cfg = tiny_config()
     sched = ScheduleConfig(rules=(Rule(0.0, 0, 2e-3, 0.0), Rule(0.2, 1, 2e-3, 0.0)), fade_kimg=0.2,
                            batch_sizes={4: 16, 8: 16, 16: 16}, total_kimg=2.5)
-    cfg = dataclasses.replace(cfg, schedule=sched, data="synthetic:300", grid_kimg=1.0)
+    cfg = with_recipe(dataclasses.replace(cfg, schedule=sched, data="synthetic:300", grid_kimg=1.0), "small")
     res = train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
 
     from pioneer.data import open_dataset
@@ -142,9 +153,13 @@ def test_reconstruction_error_falls(tmp_path):
         after = (res.decoder_ema(res.encoder(x, 1), 1) - x).abs().mean().item()
     train_x = to_float(split.pyramid.images(split.train, 8))
     best_constant = (x - train_x.mean(0)).abs().mean().item()  # the mean face, a blurry baseline
-    assert after < 0.8 * before and after < best_constant, (before, best_constant, after)
+    assert after < 0.7 * before and after < 0.8 * best_constant, (before, best_constant, after)
     recs = [r for r in read_stats(tmp_path / "run") if "recon_l1" in r]
-    assert recs[-1]["recon_l1"] < recs[0]["recon_l1"]
+    stable = [r["recon_l1"] for r in recs if r["resolution"] == 8 and r["alpha"] >= 1.0]
+    quarter = len(stable) // 4
+    assert quarter >= 2, len(stable)
+    first, last = sum(stable[:quarter]) / quarter, sum(stable[-quarter:]) / quarter
+    assert last < 0.9 * first, (first, last, stable)
 
 
 def _free_port() -> int:
@@ -154,11 +169,13 @@ def _free_port() -> int:
 
 
 def _step_gradients(x, z, cfg, gather):
-    """Gradients of one encoder step and one decoder step (fresh networks, fixed seed)."""
+    """Gradients of one encoder step and one decoder step (fresh networks, fixed seed), in
+    float64: see test_two_process_gloo_matches_single_process for why."""
     from pioneer.distributed import average_gradients
     from pioneer.model.loss import decoder_loss, encoder_loss
     torch.manual_seed(0)
-    E, G = Encoder(cfg.model), Decoder(cfg.model)
+    E, G = Encoder(cfg.model).double(), Decoder(cfg.model).double()
+    x, z = x.double(), z.double()
     encoder_loss(E, G, x, z, 1, 0.5, 0.0, 1.0, cfg.loss, gather).total.backward()
     decoder_loss(E, G, z, 1, 0.5, cfg.loss, gather).total.backward()
     average_gradients(list(E.parameters()) + list(G.parameters()))
@@ -195,9 +212,23 @@ def test_two_process_gloo_matches_single_process(tmp_path, image_pool):
     """Two gloo ranks with half the batch each = one process with the whole batch: the same
     gradients (KL statistics over the global batch), the same losses along a short run, and
     bit-identical networks (spectral-norm vectors too) on both ranks. The image pool runs on
-    the gathered global batch, so it keeps that property."""
+    the gathered global batch, so it keeps that property.
+
+    The gradients are compared in float64. In float32 they are not reproducible to better than
+    about 2 % of a tensor's largest entry, even on one process: at initialisation the decoder
+    maps every prior code to nearly the same image, so the fake codes E(G(z)) differ from their
+    batch mean by ~1e-3 (per-dimension variance ~5e-7), and the KL's -log(var)/2 amplifies the
+    rounding of those differences. Which rounding a CPU makes depends on its conv kernels
+    (oneDNN picks them by batch size and instruction set: AVX-512 machines pick other ones for
+    4 images than for 8), so float32 agreement to 1e-4 held on some machines and not on others.
+    A real error in the distributed maths is no larger than that noise in float32 (KL statistics
+    over the local batch instead of the global one change every tensor by 1-11 %), so float32
+    cannot tell them apart; float64 can: there the two computations agree to within 3e-14 of
+    each tensor's largest entry with every kernel set measured (ATEN_CPU_CAPABILITY default,
+    avx2, avx512 on an AVX-512 Xeon), and the tolerance below, 1e-9 of it, is 3e4 times that
+    and 1e7 below the smallest real error."""
     import dataclasses
-    torch.set_num_threads(1)  # as in the workers: conv kernels sum in the same order
+    torch.set_num_threads(1)  # as in the workers
     cfg = tiny_config(image_pool=image_pool)
     cfg = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, total_kimg=0.2), log_every=1)
     single = train(cfg, tmp_path / "single", cache_dir=tmp_path / "cache", progress=False)
@@ -209,7 +240,9 @@ def test_two_process_gloo_matches_single_process(tmp_path, image_pool):
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["grads"].keys() == single_grads.keys()
     for k, g in single_grads.items():
-        torch.testing.assert_close(r0["grads"][k], g, rtol=1e-4, atol=1e-6, msg=k)
+        assert r0["grads"][k].dtype == torch.float64
+        scale = g.abs().max().item()
+        torch.testing.assert_close(r0["grads"][k], g, rtol=0, atol=1e-9 * scale, msg=k)
     for net in ("encoder", "decoder"):
         _states_equal(r0[net], r1[net])
     # Adam's first steps are sign-like, so float noise in near-zero gradients can flip single

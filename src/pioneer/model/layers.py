@@ -14,6 +14,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 LRELU_SLOPE = 0.2
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """bf16 / fp16 -> float32, where codes and losses are computed (they need its range and
+    precision); float32 and float64 pass unchanged, so a float64 run computes the same maths
+    (the two-process gradient test does, to compare without float32's rounding)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 class EqualizedConv2d(nn.Module):
     """Conv whose N(0, 1) weights are scaled by He's constant at run time (PGGAN's equalised LR)."""
 

@@ -7,7 +7,7 @@ The official code multiplies every KL term by 0.1 (`LossConfig.kl_weight`) and a
 latent dot product over the 512 dimensions with a factor 100, i.e. an effective weight of
 100/512 on (1 - cos) (`LossConfig.latent_weight`). Our margin is in the paper's units and is
 applied to the raw KL gap, so 0.1 * max(-M, gap) equals the code's max(-0.1 M, 0.1 gap).
-KL terms are always computed in float32, also under bf16 autocast.
+KL terms are always computed in float32 (`upcast`), also under bf16 autocast; float64 stays float64.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from pioneer.config import LossConfig
+from pioneer.model.layers import at_least_float32 as upcast
 from pioneer.training.image_pool import PoolFn
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
@@ -35,7 +36,7 @@ def kl_divergence(z: torch.Tensor) -> torch.Tensor:
     KL_j = (s2_j + m_j^2) / 2 - log(s2_j) / 2 - 1/2. Unit-norm codes have s2 ~ 1/D, so the
     value has a floor well above 0 (about 2.6 for D = 512).
     """
-    z = z.float()
+    z = upcast(z)
     mean = z.mean(dim=0)                                    # (D,)
     var = z.var(dim=0, unbiased=False).clamp_min(1e-12)      # (D,), guards a collapsed batch
     return ((var + mean.square()) / 2 - var.log() / 2 - 0.5).mean()
@@ -45,7 +46,7 @@ def mmd(a: torch.Tensor, b: torch.Tensor, scales: tuple[float, ...] = (0.2, 0.5,
     """Squared maximum mean discrepancy between code batches a: (N, D) and b: (M, D) with a sum of
     inverse multiquadratic kernels C / (C + |x - y|^2) (as WAE-MMD uses); unit codes lie within
     distance 2 of each other, so the scales C cover that range. Biased estimate (diagonals kept)."""
-    a, b = a.float(), b.float()
+    a, b = upcast(a), upcast(b)
     x = torch.cat([a, b])                                       # (N + M, D)
     d2 = torch.cdist(x, x).square()                             # (N + M, N + M)
     k = sum(c / (c + d2) for c in scales)
@@ -84,7 +85,7 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
     """
     real_z = E(x, level, alpha)                               # (B, D)
     recon = G(real_z, level, alpha)                           # (B, 3, r, r)
-    recon_l1 = (recon.float() - x.float()).abs().mean()
+    recon_l1 = (upcast(recon) - upcast(x)).abs().mean()
     with torch.no_grad():
         fake = G(z_prior, level, alpha)
         fresh = torch.ones(len(fake), dtype=torch.bool, device=fake.device)   # (B,)
@@ -99,8 +100,8 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
     total = cfg.kl_weight * adversarial + recon_weight * recon_l1
     # Mean over the global batch's fresh entries: a rank's share then does not depend on how
     # many of its own entries are fresh (one gather of (B, 2)).
-    per_image = 1 - (z_prior.float() * fake_z.float()).sum(dim=1)              # (B,)
-    c, f = gather(torch.stack([per_image, fresh.float()], dim=1)).unbind(1)     # (world*B,) each
+    per_image = 1 - (upcast(z_prior) * upcast(fake_z)).sum(dim=1)                    # (B,)
+    c, f = gather(torch.stack([per_image, fresh.to(per_image.dtype)], dim=1)).unbind(1)  # (world*B,) each
     cycle = (c * f).sum() / f.sum().clamp_min(1.0)
     if cfg.encoder_cycle_weight > 0:
         total = total + cfg.encoder_cycle_weight * cycle
@@ -120,11 +121,11 @@ def decoder_loss(E: nn.Module, G: nn.Module, z: torch.Tensor, level: int, alpha:
     """
     e = E(G(z, level, alpha), level, alpha)                   # (B, D)
     kl_fake = kl_divergence(gather(e))
-    latent_cos = (1 - (z.float() * e.float()).sum(dim=1)).mean()  # both on the unit sphere
+    latent_cos = (1 - (upcast(z) * upcast(e)).sum(dim=1)).mean()  # both on the unit sphere
     total = cfg.kl_weight * kl_fake + cfg.latent_weight * latent_cos
     recon_l1 = torch.zeros((), device=z.device)
     if real is not None and cfg.decoder_recon_weight > 0:
         codes, x = real
-        recon_l1 = (G(codes.detach(), level, alpha).float() - x.float()).abs().mean()
+        recon_l1 = (upcast(G(codes.detach(), level, alpha)) - upcast(x)).abs().mean()
         total = total + cfg.decoder_recon_weight * recon_l1
     return DecoderLoss(total, kl_fake.detach(), latent_cos.detach(), recon_l1.detach())

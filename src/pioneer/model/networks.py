@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pioneer.config import ModelConfig
-from pioneer.model.layers import LRELU_SLOPE, ConvPair, conv_to_point, make_conv, rgb_conv, split_norm
+from pioneer.model.layers import LRELU_SLOPE, ConvPair, at_least_float32, conv_to_point, make_conv, rgb_conv, split_norm
 
 
 class Decoder(nn.Module):
@@ -109,7 +109,7 @@ class Encoder(nn.Module):
         h = conv_to_point(self.to_code, h)                        # (B, D)
         if self.cfg.encoder_last_activation:
             h = F.leaky_relu(h, LRELU_SLOPE)
-        return F.normalize(h.float(), dim=1)                      # (B, D) unit norm, float32
+        return F.normalize(at_least_float32(h), dim=1)            # (B, D) unit norm, float32 (or 64)
 
 
 def sample_prior(n: int, dim: int, generator: torch.Generator | None = None,
