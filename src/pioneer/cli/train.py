@@ -166,7 +166,7 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
 
     \b
     Examples:
-      pioneer train                                   # synthetic faces, ~10 min on 2 cores
+      pioneer train                                   # synthetic faces, ~11 min on 2 cores
       pioneer train --preset celebahq256 --data celebahq.zip --holdout image_list.txt --gpus 8
       pioneer train --resume runs/00003-celebahq256   # continue where it stopped
       pioneer train --run-dir runs/celeba --preset celebahq256 --data celebahq.zip --gpus 8 --max-restarts 3
