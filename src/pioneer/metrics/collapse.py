@@ -25,16 +25,26 @@ from pioneer.images import to_float
 from pioneer.model.networks import sample_prior
 
 
-@register("collapse", "collapse check: code rank vs random codes, latent cycle, L1 vs the mean face")
-def collapse(ctx: MetricContext) -> dict[str, Any]:
-    data = ctx.require_data("collapse")
+def heldout_and_prior_codes(ctx: MetricContext, metric: str, default: int
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first n held-out images x (n, 3, r, r) and their codes E(x) (n, D), and n seeded prior
+    codes z with E(G(z)) (n, D each); n = `default` (or ctx.num), at most the test set."""
+    data = ctx.require_data(metric)
     m = ctx.model
-    n = ctx.count(256, len(data.test))
+    n = ctx.count(default, len(data.test))
     x = torch.cat([to_float(b) for b in ctx.real_images(data.test[:n])])        # (n, 3, r, r)
     real_z = m.encode(x, batch_size=ctx.batch_size)                              # (n, D)
-    rec = m.decode(real_z, batch_size=ctx.batch_size)                            # (n, 3, r, r)
     z = m.sample_codes(n, seed=ctx.seed)                                         # (n, D)
     fake_z = m.encode(m.decode(z, batch_size=ctx.batch_size), batch_size=ctx.batch_size)
+    return x, real_z, z, fake_z
+
+
+@register("collapse", "collapse check: code rank vs random codes, latent cycle, L1 vs the mean face")
+def collapse(ctx: MetricContext) -> dict[str, Any]:
+    m = ctx.model
+    x, real_z, z, fake_z = heldout_and_prior_codes(ctx, "collapse", 256)
+    n = len(x)
+    rec = m.decode(real_z, batch_size=ctx.batch_size)                            # (n, 3, r, r)
     random_z = sample_prior(n, m.latent_dim, torch.Generator().manual_seed(ctx.seed + 1))
     rank_real, rank_random = effective_rank(real_z), effective_rank(random_z)
     return {

@@ -78,7 +78,7 @@ def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------------
 
 
-def _inception(ctx: MetricContext) -> InceptionFeatures:
+def inception_of(ctx: MetricContext) -> InceptionFeatures:
     return InceptionFeatures(ctx.options.get("inception"), ctx.device, batch_size=ctx.batch_size,
                              cache_dir=ctx.cache_dir, download=bool(ctx.options.get("download", False)))
 
@@ -113,7 +113,7 @@ def reference_stats(ctx: MetricContext, split: str, n: int, inception: Inception
 def fid_generated(ctx: MetricContext, default: int) -> dict[str, Any]:
     """FID of `default` (or ctx.num) prior samples vs as many training images (at most all)."""
     data = ctx.require_data("fid")
-    inception = _inception(ctx)
+    inception = inception_of(ctx)
     n_gen = ctx.count(default)
     n_real = min(n_gen, len(data.train))
     mu_r, sig_r = reference_stats(ctx, "train", n_real, inception)
@@ -141,7 +141,7 @@ for _name, _n in (("fid1k", 1000), ("fid10k", 10_000), ("fid50k", 50_000)):
 @register("fid_rec", "FID of reconstructions of the test set vs the test set")
 def fid_rec(ctx: MetricContext) -> dict[str, Any]:
     data = ctx.require_data("fid_rec")
-    inception = _inception(ctx)
+    inception = inception_of(ctx)
     n = ctx.count(10_000, len(data.test))
     indices = subset(data.test, n)
     mu_r, sig_r = reference_stats(ctx, "test", n, inception)

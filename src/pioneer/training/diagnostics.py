@@ -11,6 +11,11 @@ the divergence monitor watches them.
 * `code_variance(z)`: mean over dimensions of the per-dimension batch variance. Isotropic
   unit codes have 1/D.
 * `cycle_error(z, e)`: mean 1 - cos(z, e), 0 for a perfect latent cycle, about 1 for none.
+* `cycle_kept(z, e)`: the fraction of codes that come back within cos 0.9 (prior codes that
+  decode to an image the encoder can place).
+* `prior_distance(real_z, prior_z)`: MMD^2 between real codes and prior codes, with the
+  loss's kernel (pioneer.model.loss.mmd: inverse multiquadratics C / (C + |x - y|^2),
+  C = 0.2, 0.5, 1, 2, 5); 0 when real codes are distributed as the prior, up to sampling noise.
 * `batch_signals(real_z, fake_z)`: the first two for one training batch as one tensor, without a
   host sync, in the order of `SIGNAL_KEYS` (what the training loop logs per record).
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from pioneer.model.loss import mmd  # the kernel of the loss's prior term
 
 SIGNAL_KEYS = ("rank_real", "rank_fake", "var_real", "var_fake")
 
@@ -63,6 +69,17 @@ def cycle_error(z: torch.Tensor, e: torch.Tensor) -> float:
     """Mean 1 - cos(z, e) between rows of z and e: (N, D)."""
     cos = torch.nn.functional.cosine_similarity(z.detach().float(), e.detach().float(), dim=1)
     return float((1 - cos).mean())
+
+
+def cycle_kept(z: torch.Tensor, e: torch.Tensor, cos: float = 0.9) -> float:
+    """Fraction of rows with cos(z, e) >= `cos`; z, e: (N, D)."""
+    c = torch.nn.functional.cosine_similarity(z.detach().float(), e.detach().float(), dim=1)
+    return float((c >= cos).float().mean())
+
+
+def prior_distance(real_z: torch.Tensor, prior_z: torch.Tensor) -> float:
+    """MMD^2 (biased estimate) between real codes (N, D) and prior codes (M, D)."""
+    return float(mmd(real_z.detach(), prior_z.detach()))
 
 
 def batch_signals(real_z: torch.Tensor, fake_z: torch.Tensor) -> torch.Tensor:

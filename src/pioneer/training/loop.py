@@ -171,7 +171,8 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                     state.pool.reset(pool_size(cfg.image_pool, st_after.resolution))
                 if main and (_crossed(before, now, cfg.grid_kimg) or phase_end or done):
                     heldout_l1 = preview(state, split.pyramid, st, autocast, run, stats)
-                    _log_grid_record(state, st, x, heldout_l1, autocast, stats)
+                    fit = preview.prior_fit(state, split.pyramid, st, autocast)
+                    _log_grid_record(state, st, x, {"heldout_l1": heldout_l1, **fit}, autocast, stats)
                 if main and cfg.metrics and (_crossed(before, now, cfg.metrics_kimg) or done):
                     _run_metrics(state, st, run, cache_dir, device, bar)
                 numbered = _crossed(before, now, cfg.snapshot_kimg) or done
@@ -288,14 +289,14 @@ def _roll_back(state: TrainingState, run: RunFolder, verdict: Verdict, monitor: 
     return True
 
 
-def _log_grid_record(state: TrainingState, st: SchedulePoint, x: torch.Tensor, heldout_l1: float, autocast: Any,
-                     stats: StatsWriter) -> None:
-    """The grid record: held-out L1, and which loss term drives E and G on the last real batch x
-    (gradient shares; the training trajectory is unchanged)."""
+def _log_grid_record(state: TrainingState, st: SchedulePoint, x: torch.Tensor, measures: dict[str, float],
+                     autocast: Any, stats: StatsWriter) -> None:
+    """The grid record: the preview's measures (held-out L1, prior fit), and which loss term
+    drives E and G on the last real batch x (gradient shares; the training trajectory is unchanged)."""
     now, cfg = state.images_seen, state.cfg
     shares = gradient_shares(state.E, state.G, x, st.phase, st.alpha, st.margin, st.recon_weight, cfg.loss,
                              seed=cfg.seed * 1_000_003 + now, autocast=autocast)
-    stats.write({"images_seen": now, "kimg": now / 1000, "heldout_l1": heldout_l1, **shares})
+    stats.write({"images_seen": now, "kimg": now / 1000, **measures, **shares})
 
 
 def _checkpoint(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool) -> None:

@@ -1,5 +1,6 @@
-"""What training shows of itself at each grid: the held-out L1 of G_ema(E(x)), and image grids
-of samples from fixed codes and of fixed held-out images beside their reconstructions."""
+"""What training shows of itself at each grid: the held-out L1 of G_ema(E(x)), how far the
+held-out codes are from the prior, and image grids of samples from fixed codes and of fixed
+held-out images beside their reconstructions."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from pioneer.model.networks import sample_prior
 from pioneer.run.files import RunFolder
 from pioneer.run.oserrors import WriteGuard
 from pioneer.run.stats import StatsWriter
+from pioneer.training.diagnostics import cycle_kept, prior_distance
 from pioneer.training.schedule import SchedulePoint
 from pioneer.training.state import TrainingState
 
 
 class Preview:
     """Fixed inputs, drawn once and never from the training generator: grid_size^2 prior codes
-    and the first 256 held-out images."""
+    for the samples grid, 256 more for the prior fit, and the first 256 held-out images."""
 
     def __init__(self, cfg: TrainConfig, test_indices: Any, device: torch.device,
                  warn: Callable[[str], None] = print) -> None:
@@ -29,6 +31,7 @@ class Preview:
         self.grid_guard = WriteGuard(warn=warn, max_failures=1 << 30)
         self.n_grid = cfg.grid_size * cfg.grid_size
         self.grid_z = sample_prior(self.n_grid, cfg.model.latent_dim, torch.Generator().manual_seed(cfg.seed + 7))
+        self.fit_z = sample_prior(256, cfg.model.latent_dim, torch.Generator().manual_seed(cfg.seed + 11))   # (256, D)
         self.heldout_idx = torch.as_tensor(test_indices[:256], dtype=torch.long)
 
     @torch.no_grad()
@@ -55,3 +58,18 @@ class Preview:
                         stats.add_image(kind, grid, state.images_seen)
         E.train()
         return l1
+
+    @torch.no_grad()
+    def prior_fit(self, state: TrainingState, pyramid: Any, st: SchedulePoint, autocast: Any) -> dict[str, float]:
+        """`prior_fit`: MMD^2 of the held-out codes E(x) against the fixed prior codes (the
+        metric of the same name, pioneer.metrics.prior_fit); `cycle_kept`: the fraction of
+        those prior codes z with cos(z, E(G_ema(z))) >= 0.9. Eval mode, as __call__."""
+        E, G_ema, cfg = state.E, state.G_ema, self.cfg
+        E.eval()
+        with autocast:
+            x = real_batch(pyramid, self.heldout_idx, st.resolution, self.device, cfg.channels_last, st.alpha)
+            real_z = E(x, st.phase, st.alpha)                                       # (256, D)
+            z = self.fit_z.to(self.device)
+            back = E(G_ema(z, st.phase, st.alpha), st.phase, st.alpha)              # (256, D)
+        E.train()
+        return {"prior_fit": prior_distance(real_z, z), "cycle_kept": cycle_kept(z, back)}
