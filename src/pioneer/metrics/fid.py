@@ -79,6 +79,7 @@ def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def inception_of(ctx: MetricContext) -> InceptionFeatures:
+    """The Inception network the context asks for (option "inception", default the packaged one)."""
     return InceptionFeatures(ctx.options.get("inception"), ctx.device, batch_size=ctx.batch_size,
                              cache_dir=ctx.cache_dir, download=bool(ctx.options.get("download", False)))
 
@@ -91,13 +92,32 @@ def subset(indices: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(rng.choice(indices, size=n, replace=False))
 
 
-def reference_stats(ctx: MetricContext, split: str, n: int, inception: InceptionFeatures) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance of n real images of the train or test split, cached as .npz."""
+def real_subset_cache(ctx: MetricContext, split: str, n: int, inception: InceptionFeatures, folder: str,
+                      suffix: str) -> tuple[np.ndarray, Path]:
+    """The n real images of the train or test split that Inception measures (a fixed subset), and
+    where what is computed from them is cached: CACHE/folder/SPLIT-Rpx-N-KEY.suffix, KEY naming
+    the data set, the subset and the Inception file."""
     data = ctx.require_data("fid")
     indices = subset(getattr(data, split), n)
     key = hashlib.blake2b(f"{data.pyramid.fingerprint}|{split}|{ctx.resolution}|{n}|{indices.tobytes().hex()}|"
                           f"{inception.net_file.name}".encode(), digest_size=8).hexdigest()
-    path = Path(ctx.cache_dir) / "fid-stats" / f"{split}-{ctx.resolution}px-{n}-{key}.npz"
+    return indices, Path(ctx.cache_dir) / folder / f"{split}-{ctx.resolution}px-{n}-{key}{suffix}"
+
+
+def sample_features(ctx: MetricContext, n: int, inception: InceptionFeatures) -> np.ndarray:
+    """Inception features (n, 2048) of n prior samples (codes seeded by ctx.seed)."""
+    codes = ctx.model.sample_codes(n, seed=ctx.seed)
+
+    def fakes():
+        for z in codes.split(ctx.batch_size):
+            yield to_uint8(ctx.model.decode(z, batch_size=ctx.batch_size))
+
+    return inception.of_batches(fakes(), n, "samples", ctx.progress)
+
+
+def reference_stats(ctx: MetricContext, split: str, n: int, inception: InceptionFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of n real images of the train or test split, cached as .npz."""
+    indices, path = real_subset_cache(ctx, split, n, inception, "fid-stats", ".npz")
     if path.is_file():
         with np.load(path) as z:
             return z["mu"], z["sigma"]
@@ -117,13 +137,7 @@ def fid_generated(ctx: MetricContext, default: int) -> dict[str, Any]:
     n_gen = ctx.count(default)
     n_real = min(n_gen, len(data.train))
     mu_r, sig_r = reference_stats(ctx, "train", n_real, inception)
-    codes = ctx.model.sample_codes(n_gen, seed=ctx.seed)
-
-    def fakes():
-        for z in codes.split(ctx.batch_size):
-            yield to_uint8(ctx.model.decode(z, batch_size=ctx.batch_size))
-
-    feats = inception.of_batches(fakes(), n_gen, "samples", ctx.progress)
+    feats = sample_features(ctx, n_gen, inception)
     return {"num_gen": n_gen, "num_real": n_real, "fid_value": fid_to_stats(feats, mu_r, sig_r)}
 
 

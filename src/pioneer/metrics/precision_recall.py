@@ -13,15 +13,13 @@ samples far from the data score 0 precision.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pioneer.metrics import MetricContext, register, to_uint8
-from pioneer.metrics.fid import inception_of, subset
+from pioneer.metrics import MetricContext, register
+from pioneer.metrics.fid import inception_of, real_subset_cache, sample_features
 from pioneer.metrics.inception import InceptionFeatures
 
 NEIGHBOURS = 3           # the paper's k
@@ -61,19 +59,16 @@ def precision_recall(real: np.ndarray | torch.Tensor, fake: np.ndarray | torch.T
 
 def real_features(ctx: MetricContext, n: int, inception: InceptionFeatures) -> np.ndarray:
     """Inception features (n, 2048) of n training images (FID's subset), cached as .npy."""
-    data = ctx.require_data("precision / recall")
-    indices = subset(data.train, n)
-    key = hashlib.blake2b(f"{data.pyramid.fingerprint}|train|{ctx.resolution}|{n}|{indices.tobytes().hex()}|"
-                          f"{inception.net_file.name}".encode(), digest_size=8).hexdigest()
-    path = Path(ctx.cache_dir) / "inception-features" / f"train-{ctx.resolution}px-{n}-{key}.npy"
+    indices, path = real_subset_cache(ctx, "train", n, inception, "inception-features", ".npy")
     if path.is_file():
         return np.load(path)
     feats = inception.of_batches(ctx.real_images(indices), len(indices), "reals (train)", ctx.progress)
+    feats = feats.astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, feats.astype(np.float32))
+    np.save(tmp, feats)
     tmp.replace(path)   # a killed write never leaves a cache that looks valid
-    return feats.astype(np.float32)
+    return feats
 
 
 def precision_recall_generated(ctx: MetricContext, default: int) -> dict[str, Any]:
@@ -82,15 +77,7 @@ def precision_recall_generated(ctx: MetricContext, default: int) -> dict[str, An
     inception = inception_of(ctx)
     n_gen = ctx.count(default)
     n_real = min(n_gen, len(data.train))
-    reals = real_features(ctx, n_real, inception)
-    codes = ctx.model.sample_codes(n_gen, seed=ctx.seed)
-
-    def fakes():
-        for z in codes.split(ctx.batch_size):
-            yield to_uint8(ctx.model.decode(z, batch_size=ctx.batch_size))
-
-    feats = inception.of_batches(fakes(), n_gen, "samples", ctx.progress)
-    precision, recall = precision_recall(reals, feats)
+    precision, recall = precision_recall(real_features(ctx, n_real, inception), sample_features(ctx, n_gen, inception))
     return {"precision": precision, "recall": recall, "num_gen": n_gen, "num_real": n_real, "k": NEIGHBOURS}
 
 

@@ -170,9 +170,9 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                 if phase_end and state.pool is not None:  # emptied here, so the checkpoint holds the new phase's pool
                     state.pool.reset(pool_size(cfg.image_pool, st_after.resolution))
                 if main and (_crossed(before, now, cfg.grid_kimg) or phase_end or done):
-                    heldout_l1 = preview(state, split.pyramid, st, autocast, run, stats)
-                    fit = preview.prior_fit(state, split.pyramid, st, autocast)
-                    _log_grid_record(state, st, x, {"heldout_l1": heldout_l1, **fit}, autocast, stats)
+                    measures = preview(state, split.pyramid, st, autocast, run, stats)
+                    heldout_l1 = measures["heldout_l1"]
+                    _log_grid_record(state, st, x, measures, autocast, stats)
                 if main and cfg.metrics and (_crossed(before, now, cfg.metrics_kimg) or done):
                     _run_metrics(state, st, run, cache_dir, device, bar)
                 numbered = _crossed(before, now, cfg.snapshot_kimg) or done
@@ -322,7 +322,7 @@ def _complete_finished_run(state: TrainingState, st: SchedulePoint, run: RunFold
     if missing:
         bar.write(f"the finished run lacks its final {' and '.join(missing)}: writing them")
         guard.attempt(lambda: _snapshots(state, st, run, numbered="numbered snapshot" in missing), "the final snapshots")
-    return preview(state, pyramid, st, autocast, run if "grids" in missing else None, stats)
+    return preview(state, pyramid, st, autocast, run if "grids" in missing else None, stats)["heldout_l1"]
 
 
 def _run_metrics(state: TrainingState, st: SchedulePoint, run: RunFolder, cache_dir: Path, device: torch.device,

@@ -36,16 +36,25 @@ class Preview:
 
     @torch.no_grad()
     def __call__(self, state: TrainingState, pyramid: Any, st: SchedulePoint, autocast: Any,
-                 run: RunFolder | None = None, stats: StatsWriter | None = None) -> float:
-        """Held-out L1 and, with `run`, the two grids (PNG, and TensorBoard through `stats`).
+                 run: RunFolder | None = None, stats: StatsWriter | None = None) -> dict[str, float]:
+        """The grid record's measures and, with `run`, the two grids (PNG, and TensorBoard
+        through `stats`):
+          heldout_l1  mean |G_ema(E(x)) - x| on the held-out images
+          prior_fit   MMD^2 of their codes E(x) against the fixed prior codes (the metric of
+                      the same name, pioneer.metrics.prior_fit)
+          cycle_kept  the fraction of those prior codes z with cos(z, E(G_ema(z))) >= 0.9
         Networks run in eval mode, so spectral-norm vectors are not advanced: the training
         trajectory does not depend on when we look at it."""
         E, G_ema, cfg = state.E, state.G_ema, self.cfg
         E.eval()
         with autocast:
             x = real_batch(pyramid, self.heldout_idx, st.resolution, self.device, cfg.channels_last, st.alpha)
-            rec = G_ema(E(x, st.phase, st.alpha), st.phase, st.alpha).float()
-            l1 = (rec - x).abs().mean().item()
+            real_z = E(x, st.phase, st.alpha)                                       # (256, D)
+            rec = G_ema(real_z, st.phase, st.alpha).float()
+            z = self.fit_z.to(self.device)
+            back = E(G_ema(z, st.phase, st.alpha), st.phase, st.alpha)              # (256, D)
+            measures = {"heldout_l1": (rec - x).abs().mean().item(), "prior_fit": prior_distance(real_z, z),
+                        "cycle_kept": cycle_kept(z, back)}
             if run is not None:
                 samples = G_ema(self.grid_z.to(self.device), st.phase, st.alpha)
                 n_pairs = self.n_grid // 2  # input, reconstruction, input, ...
@@ -57,19 +66,4 @@ class Preview:
                     for kind, grid in grids.items():
                         stats.add_image(kind, grid, state.images_seen)
         E.train()
-        return l1
-
-    @torch.no_grad()
-    def prior_fit(self, state: TrainingState, pyramid: Any, st: SchedulePoint, autocast: Any) -> dict[str, float]:
-        """`prior_fit`: MMD^2 of the held-out codes E(x) against the fixed prior codes (the
-        metric of the same name, pioneer.metrics.prior_fit); `cycle_kept`: the fraction of
-        those prior codes z with cos(z, E(G_ema(z))) >= 0.9. Eval mode, as __call__."""
-        E, G_ema, cfg = state.E, state.G_ema, self.cfg
-        E.eval()
-        with autocast:
-            x = real_batch(pyramid, self.heldout_idx, st.resolution, self.device, cfg.channels_last, st.alpha)
-            real_z = E(x, st.phase, st.alpha)                                       # (256, D)
-            z = self.fit_z.to(self.device)
-            back = E(G_ema(z, st.phase, st.alpha), st.phase, st.alpha)              # (256, D)
-        E.train()
-        return {"prior_fit": prior_distance(real_z, z), "cycle_kept": cycle_kept(z, back)}
+        return measures
