@@ -130,3 +130,24 @@ def test_encoder_prior_term_adds_the_mmd_of_real_codes():
 
     E, G, x, z, a, b = _encoder_losses(encoder_prior_weight=2.0)
     torch.testing.assert_close(b.total - a.total, 2.0 * mmd(E(x, 2), z).detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_code_noise_reconstructs_from_a_perturbed_code_on_the_sphere():
+    from pioneer.model.loss import perturb
+
+    E, G = _nets()
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    z = sample_prior(6, 32)
+    noise = torch.randn(6, 32, generator=torch.Generator().manual_seed(3))
+    cfg = LossConfig(code_noise=0.5)
+    out = encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, cfg, noise=noise)
+    moved = perturb(E(x, 2), noise, 0.5)
+    torch.testing.assert_close(out.recon_z, moved.detach())
+    torch.testing.assert_close(out.recon_z.norm(dim=1), torch.ones(6))
+    step = (out.recon_z - out.real_z).norm(dim=1)           # about 0.5, never 0
+    assert float(step.min()) > 0.2 and float(step.max()) < 0.8
+    torch.testing.assert_close(out.recon_l1, (G(moved, 2) - x).abs().mean().detach(), rtol=1e-5, atol=1e-6)
+    # off (weight 0 or no draws): the code itself, as before
+    for off in (encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, LossConfig(), noise=noise),
+                encoder_loss(E, G, x, z, 2, 1.0, 0.0, 1.0, cfg)):
+        torch.testing.assert_close(off.recon_z, off.real_z)

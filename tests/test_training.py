@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from pioneer.config import LossConfig
 from pioneer.run.checkpoint import CheckpointError, load_snapshot, load_training_state
 from pioneer.run.stats import read_stats
 from pioneer.data.batches import IndexStream, fade_images
@@ -42,11 +43,13 @@ def test_fade_images_endpoints():
     torch.testing.assert_close(fade_images(x, 0.0), low)
 
 
-@pytest.mark.parametrize("sn_cache,image_pool,stop", [(False, 0, 31), (True, 0, 31), (False, 24, 60)])
-def test_exact_resume_bit_for_bit(tmp_path, sn_cache, image_pool, stop):
+@pytest.mark.parametrize("sn_cache,image_pool,stop,code_noise",
+                         [(False, 0, 31, 0.0), (True, 0, 31, 0.0), (False, 24, 60, 0.0), (False, 0, 31, 0.3)])
+def test_exact_resume_bit_for_bit(tmp_path, sn_cache, image_pool, stop, code_noise):
     """N+M iterations in one go == N iterations, stop, resume, M iterations (CPU, bitwise).
-    With the image pool: stopped in the stable part of the last phase, the pool full."""
-    cfg = tiny_config(sn_cache=sn_cache, image_pool=image_pool)
+    With the image pool: stopped in the stable part of the last phase, the pool full.
+    With code noise: its draws come from the run's generator too."""
+    cfg = tiny_config(sn_cache=sn_cache, image_pool=image_pool, loss=LossConfig(code_noise=code_noise))
     cache = tmp_path / "cache"
     full = train(cfg, tmp_path / "full", cache_dir=cache, progress=False)
     part = train(cfg, tmp_path / "split", cache_dir=cache, progress=False, stop_after=stop)

@@ -96,6 +96,10 @@ class LossConfig:
     # The encoder also minimises encoder_prior_weight * MMD^2(E(x), prior codes): the batch KL
     # only matches per-dimension moments, so real codes may fill few directions of the sphere.
     encoder_prior_weight: float = 0.0
+    # Reconstructions are decoded from E(x) moved by a random step of norm about code_noise and put
+    # back on the sphere (both networks' L1 terms). G then learns to draw a face for every code near
+    # a real one, and E must spread the codes further apart than the noise to keep them apart.
+    code_noise: float = 0.0
 
 
 @dataclass(frozen=True)

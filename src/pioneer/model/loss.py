@@ -12,10 +12,12 @@ KL terms are always computed in float32 (`upcast`), also under bf16 autocast; fl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pioneer.config import LossConfig
@@ -42,6 +44,12 @@ def kl_divergence(z: torch.Tensor) -> torch.Tensor:
     return ((var + mean.square()) / 2 - var.log() / 2 - 0.5).mean()
 
 
+def perturb(codes: torch.Tensor, noise: torch.Tensor, scale: float) -> torch.Tensor:
+    """Unit codes (B, D) moved by scale * noise / sqrt(D) (noise ~ N(0, I), so the step has norm
+    about `scale`) and put back on the sphere."""
+    return F.normalize(codes + scale / math.sqrt(codes.shape[1]) * noise.to(codes.dtype), dim=1)
+
+
 def mmd(a: torch.Tensor, b: torch.Tensor, scales: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)) -> torch.Tensor:
     """Squared maximum mean discrepancy between code batches a: (N, D) and b: (M, D) with a sum of
     inverse multiquadratic kernels C / (C + |x - y|^2) (as WAE-MMD uses); unit codes lie within
@@ -61,8 +69,9 @@ class EncoderLoss:
     kl_fake: torch.Tensor       # KL of E(G(z)), raw
     recon_l1: torch.Tensor      # mean |G(E(x)) - x|
     cycle: torch.Tensor         # mean (1 - cos(z, E(G(z)))) on the fake term's prior codes (fresh fakes only)
-    real_z: torch.Tensor        # (B, D) E(x), detached: the decoder's reconstruction term and diagnostics
+    real_z: torch.Tensor        # (B, D) E(x), detached: diagnostics
     fake_z: torch.Tensor        # (B, D) E(G(z)), detached
+    recon_z: torch.Tensor       # (B, D) the codes G reconstructed x from (E(x), perturbed with code_noise), detached
 
 
 @dataclass
@@ -75,16 +84,20 @@ class DecoderLoss:
 
 def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Tensor, level: int,
                  alpha: float, margin: float, recon_weight: float, cfg: LossConfig,
-                 gather: Gather = _identity, pool: PoolFn | None = None) -> EncoderLoss:
+                 gather: Gather = _identity, pool: PoolFn | None = None,
+                 noise: torch.Tensor | None = None) -> EncoderLoss:
     """Loss of the encoder step. x: (B, 3, r, r) real images (faded), z_prior: (B, D).
 
     Gradients reach E directly and through G; the caller updates only E's parameters.
     `gather` concatenates codes from all ranks so the KL batch statistics cover the global batch.
     pool: replaces some fakes G(z_prior) by older ones (training/image_pool.py) and says which are fresh;
     the cycle term uses only the fresh ones, a pooled image was decoded from another code.
+    noise: (B, D) N(0, I) draws; with cfg.code_noise > 0 x is reconstructed from
+    perturb(E(x), noise, cfg.code_noise), so E must spread codes further apart than the noise.
     """
     real_z = E(x, level, alpha)                               # (B, D)
-    recon = G(real_z, level, alpha)                           # (B, 3, r, r)
+    code = perturb(real_z, noise, cfg.code_noise) if noise is not None and cfg.code_noise > 0 else real_z
+    recon = G(code, level, alpha)                             # (B, 3, r, r)
     recon_l1 = (upcast(recon) - upcast(x)).abs().mean()
     with torch.no_grad():
         fake = G(z_prior, level, alpha)
@@ -108,7 +121,7 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
     if cfg.encoder_prior_weight > 0:
         total = total + cfg.encoder_prior_weight * mmd(gather(real_z), gather(z_prior))
     return EncoderLoss(total, kl_real.detach(), kl_fake.detach(), recon_l1.detach(), cycle.detach(),
-                       real_z.detach(), fake_z.detach())
+                       real_z.detach(), fake_z.detach(), code.detach())
 
 
 def decoder_loss(E: nn.Module, G: nn.Module, z: torch.Tensor, level: int, alpha: float,
@@ -116,7 +129,7 @@ def decoder_loss(E: nn.Module, G: nn.Module, z: torch.Tensor, level: int, alpha:
                  real: tuple[torch.Tensor, torch.Tensor] | None = None) -> DecoderLoss:
     """Loss of one decoder step; z: (B, D) fresh prior codes. The caller updates only G.
 
-    real: (codes E(x) (B, D), images x (B, 3, r, r)) adds cfg.decoder_recon_weight * |G(E(x)) - x|
+    real: (codes (B, D), images x (B, 3, r, r)), the encoder step's EncoderLoss.recon_z and batch, adds cfg.decoder_recon_weight * |G(E(x)) - x|
     (codes held fixed) when that weight is > 0.
     """
     e = E(G(z, level, alpha), level, alpha)                   # (B, D)

@@ -129,9 +129,9 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                     bar.write(f"phase {st.phase}: {st.resolution}x{st.resolution} from {state.images_seen / 1000:g} kimg")
                     prev_phase = st.phase
                 set_lr((state.opt_E, state.opt_G), st.lr)
-                x, z, z_dec, pooled = _draw_batch(state, split.pyramid, st, device)
+                x, z, z_dec, pooled, noise = _draw_batch(state, split.pyramid, st, device)
                 le, lg = training_iteration(state.E, state.G, state.opt_E, state.opt_G, x, z, z_dec, st, lcfg,
-                                            autocast, gather, cfg.sn_cache, pooled)
+                                            autocast, gather, cfg.sn_cache, pooled, noise)
                 update_ema(cfg.ema_decay)
                 before = state.images_seen
                 state.images_seen += st.batch_size
@@ -248,9 +248,10 @@ def _open_data(cfg: TrainConfig, cache_dir: Path, progress: bool) -> Any:
 
 
 def _draw_batch(state: TrainingState, pyramid: Any, st: SchedulePoint, device: torch.device
-                ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], Any]:
+                ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], Any, torch.Tensor | None]:
     """This rank's slice of the global batch: real images x (b, 3, r, r), the encoder step's
-    prior codes z (b, D), one code batch per decoder step, and the image pool's query function.
+    prior codes z (b, D), one code batch per decoder step, the image pool's query function, and
+    the code noise (b, D) when LossConfig.code_noise is on (else None: no draw, same stream).
 
     The global draws are identical on every rank. They are drawn on the CPU (one generator for
     every device) and uploaded with non_blocking=True: a blocking copy would wait for the GPU to
@@ -265,7 +266,8 @@ def _draw_batch(state: TrainingState, pyramid: Any, st: SchedulePoint, device: t
     z_dec = [sample_prior(B, D, gen)[lo:hi].to(device, non_blocking=True) for _ in range(cfg.loss.decoder_steps)]
     use_pool = state.pool is not None and st.alpha >= 1
     pooled = global_pool(state.pool, gen, dist.gather_with_grad, lo, hi) if use_pool else None
-    return x, z, z_dec, pooled
+    noise = torch.randn(B, D, generator=gen)[lo:hi].to(device, non_blocking=True) if cfg.loss.code_noise > 0 else None
+    return x, z, z_dec, pooled, noise
 
 
 def _roll_back(state: TrainingState, run: RunFolder, verdict: Verdict, monitor: DivergenceMonitor,

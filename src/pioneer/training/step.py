@@ -54,7 +54,8 @@ def set_lr(optimizers: tuple[torch.optim.Optimizer, ...], lr: float) -> None:
 def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.optim.Optimizer,
                        opt_G: torch.optim.Optimizer, x: torch.Tensor, z: torch.Tensor, z_dec: list[torch.Tensor],
                        st: SchedulePoint, lcfg: LossConfig, autocast: Any, gather: Any = dist.gather_with_grad,
-                       sn_cache: bool = False, pool: PoolFn | None = None) -> tuple[EncoderLoss, DecoderLoss]:
+                       sn_cache: bool = False, pool: PoolFn | None = None,
+                       noise: torch.Tensor | None = None) -> tuple[EncoderLoss, DecoderLoss]:
     """One PIONEER iteration: an encoder step on real images x (B, 3, r, r) with prior codes z
     (B, D) for its fake term, then one decoder step per code batch in z_dec. Gradients are
     averaged over ranks before each optimiser step.
@@ -63,12 +64,13 @@ def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.opti
     forward. The encoder step runs E and G twice each with unchanged weights, so this halves
     the power iterations and weight divisions there (one power iteration per step, not two).
     pool: passes the encoder step's fakes through the image pool (see encoder_loss).
+    noise: (B, D) draws for LossConfig.code_noise (see encoder_loss); None when it is off.
     """
     cached = parametrize.cached if sn_cache else contextlib.nullcontext
     # Encoder step: E's parameters only; gradients flow through G.
     E.requires_grad_(True), G.requires_grad_(False)
     with autocast, cached():
-        le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather, pool)
+        le = encoder_loss(E, G, x, z, st.phase, st.alpha, st.margin, st.recon_weight, lcfg, gather, pool, noise)
     opt_E.zero_grad(set_to_none=True)
     le.total.backward()
     dist.average_gradients(E.parameters())
@@ -79,7 +81,7 @@ def training_iteration(E: torch.nn.Module, G: torch.nn.Module, opt_E: torch.opti
     for i, zg in enumerate(z_dec):
         with autocast:
             # The first step also reconstructs the encoder step's real batch (decoder_recon_weight).
-            lg = decoder_loss(E, G, zg, st.phase, st.alpha, lcfg, gather, real=(le.real_z, x) if i == 0 else None)
+            lg = decoder_loss(E, G, zg, st.phase, st.alpha, lcfg, gather, real=(le.recon_z, x) if i == 0 else None)
         opt_G.zero_grad(set_to_none=True)
         lg.total.backward()
         dist.average_gradients(G.parameters())
