@@ -22,13 +22,14 @@ def user_errors() -> Iterator[None]:
     from pioneer.data import DataError
     from pioneer.inference.align import AlignError
     from pioneer.inference.inputs import InputError
+    from pioneer.inference.sampler import SamplerError
     from pioneer.run.checkpoint import CheckpointError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
-        except (InputError, DataError, CheckpointError, AlignError) as e:
+        except (InputError, DataError, CheckpointError, AlignError, SamplerError) as e:
             fail(str(e))
         except OSError as e:  # an unwritable -o, a full disk: one line naming the path
             from pioneer.run.oserrors import one_line

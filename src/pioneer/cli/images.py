@@ -16,6 +16,7 @@ import click
 import torch
 
 from pioneer.cli.common import fail, user_errors
+from pioneer.inference.sampler import FIT_NUM, SAMPLERS
 from pioneer.validate import MAX_GRID_IMAGES, MAX_STRENGTH, MAX_STRIP, Number, finite
 
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so `pioneer --help` stays fast
@@ -218,19 +219,32 @@ def reconstruct(model_path: str, device: str, batch_size: int, inputs: tuple[str
 @click.option("-o", "--out", default="samples.png", show_default=True,
               help="A .png file for a grid, or a folder for one PNG per sample.")
 @click.option("--cols", type=click.IntRange(min=1), help="Grid columns (default: about the square root of -n).")
-def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, out: str, cols: int | None) -> None:
-    """Decode random codes from the prior (N(0, I) projected onto the sphere).
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="prior", show_default=True,
+              help="prior: the codes the model was trained to decode; fitted: a Gaussian fitted to the "
+                   "codes of training images (samples like reconstructions of unseen images).")
+@click.option("--data", "data", default=None, metavar="SPEC",
+              help="With --sampler fitted: the images to fit to (default: the data set the snapshot was trained on).")
+@click.option("--fit-num", default=FIT_NUM, show_default=True, type=click.IntRange(2, 1_000_000),
+              help="With --sampler fitted: training images encoded for the fit.")
+def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, out: str, cols: int | None,
+           sampler: str, data: str | None, fit_num: int) -> None:
+    """Decode random codes: from the prior (N(0, I) projected onto the sphere), or from a Gaussian
+    fitted to the codes of training images (--sampler fitted).
 
     \b
     Examples:
       pioneer sample --model runs/00000-synthetic64/snapshot.safetensors -n 64 -o samples.png
       pioneer sample --model snapshot.safetensors -n 1000 --seed 1 -o samples/
+      pioneer sample --model runs/00000-synthetic64/snapshot.safetensors --sampler fitted -n 64 -o fitted.png
     """
     if _is_grid(out) and num > MAX_GRID_IMAGES:
         fail(f"-n {num} is too many for one grid image: use at most {MAX_GRID_IMAGES}, or write a folder (-o DIR)")
+    if data is not None and sampler != "fitted":
+        fail("--data is for --sampler fitted: add --sampler fitted, or leave --data out")
     with user_errors():
         model = _load_model(model_path, device)
-        images = model.sample(num, seed=seed, batch_size=batch_size)
+        density = model.fit_sampler(data, fit_num, progress=True) if sampler == "fitted" else None
+        images = model.sample(num, seed=seed, batch_size=batch_size, sampler=density)
         if _is_grid(out):
             _save_grid(out, images, cols or max(1, round(num ** 0.5)))
         else:

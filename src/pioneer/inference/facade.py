@@ -29,6 +29,7 @@ from tqdm import tqdm
 from pioneer.config import ModelConfig
 from pioneer.images import to_pil
 from pioneer.inference import latent
+from pioneer.inference.sampler import FIT_NUM, FittedCodes, SamplerError, fit_to_data
 from pioneer.inference.inputs import ImageInput, Images, InputError, as_sequence, resolve_device, to_batches
 from pioneer.inference.latent import AttributeVector, Method
 from pioneer.model.networks import Decoder, Encoder, sample_prior
@@ -198,8 +199,12 @@ class Pioneer:
         """G(E(x)): images -> reconstructions (N, 3, r, r) in [-1, 1]."""
         return self.decode(self.encode(images, batch_size, progress), batch_size)
 
-    def sample_codes(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """n codes from the prior (N(0, I) projected onto the sphere): (n, D); same seed, same codes."""
+    def sample_codes(self, n: int, seed: int | None = None, sampler: FittedCodes | None = None) -> torch.Tensor:
+        """n codes (n, D) from the prior (N(0, I) projected onto the sphere), or from `sampler`
+        (`fit_sampler`); the same seed gives the same codes."""
+        if sampler is not None and len(sampler.mean) != self.latent_dim:
+            raise SamplerError(f"the fitted sampler has {len(sampler.mean)}-d codes, this model {self.latent_dim}-d: "
+                             "fit it to this model (Pioneer.fit_sampler)")
         if n < 1:
             raise InputError(f"the number of samples must be at least 1, got {n}")
         gen = torch.Generator()
@@ -207,11 +212,22 @@ class Pioneer:
             gen.seed()                      # fresh entropy, without touching torch's global RNG
         else:
             gen.manual_seed(seed)
-        return sample_prior(n, self.latent_dim, gen)
+        return sampler.sample(n, gen) if sampler is not None else sample_prior(n, self.latent_dim, gen)
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 64) -> torch.Tensor:
-        """n random images (n, 3, r, r) in [-1, 1]; the same seed gives the same images."""
-        return self.decode(self.sample_codes(n, seed), batch_size)
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 64,
+               sampler: FittedCodes | None = None) -> torch.Tensor:
+        """n random images (n, 3, r, r) in [-1, 1] from the prior or `sampler`; the same seed gives
+        the same images."""
+        return self.decode(self.sample_codes(n, seed, sampler), batch_size)
+
+    def fit_sampler(self, data: str | None = None, num: int = FIT_NUM, images: Images | None = None,
+                    cache_dir: str | None = None, progress: bool = False) -> FittedCodes:
+        """A Gaussian fitted to the codes of real images (inference/sampler.py), for `sample`:
+        of `images` when given, else of `num` training images of `data` (default: the data set
+        the snapshot was trained on)."""
+        if images is not None:
+            return FittedCodes.fit(self.encode(images, progress=progress))
+        return fit_to_data(self, data, num, cache_dir, progress=progress)
 
     # ------------------------------------------------------------------------------ latent space
 
