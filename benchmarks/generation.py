@@ -16,6 +16,8 @@ For each model (a run folder or a snapshot, measured at its own resolution):
   prior_fit           MMD^2 of 1000 held-out E(x) against prior codes (floor: mmd_floor), and
   cycle_kept          the share of prior codes whose decoded image's code comes back within cos 0.9
   attr_gain / attr_kept / attr_agreement   the attr_edit benchmark (synthetic faces only)
+  fitted_*        with --fitted: precision, recall and FID of as many samples from the fitted
+                  sampler (`pioneer sample --sampler fitted`); an extra, not one of the targets
 and whether each target of the issue is met. The samples' Inception features are computed once
 and shared by precision / recall and FID; the real features are cached.
 """
@@ -33,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pioneer.metrics import MetricContext, MetricError, compute  # noqa: E402
+from pioneer.metrics import MetricContext, MetricError, compute, to_uint8  # noqa: E402
 from pioneer.metrics.fid import feature_stats, fid_to_stats, inception_of, sample_features  # noqa: E402
 from pioneer.metrics.precision_recall import precision_recall, real_features  # noqa: E402
 
@@ -49,11 +51,12 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("attr_kept", ">=", 0.90),
 )
 COLUMNS = ("precision", "recall", "fid_samples", "fid_rec", "fid_ratio", "cycle", "rank_real", "heldout_l1",
-           "prior_fit", "cycle_kept", "attr_gain", "attr_kept", "attr_agreement")
+           "prior_fit", "cycle_kept", "attr_gain", "attr_kept", "attr_agreement", "fitted_precision", "fitted_recall",
+           "fitted_fid")
 
 
 def measure(model: str | Path, num: int = 1000, attributes: bool = True, cache_dir: str | None = None,
-            progress: bool = False) -> dict:
+            progress: bool = False, fitted: bool = False) -> dict:
     """Every number of the module docstring for one run folder or snapshot."""
     path = Path(model)
     snapshot = path / "snapshot.safetensors" if path.is_dir() else path
@@ -76,6 +79,13 @@ def measure(model: str | Path, num: int = 1000, attributes: bool = True, cache_d
     out["fid_rec"] = compute("fid_rec", ctx)["fid_rec"]
     out["fid_ratio"] = out["fid_samples"] / out["fid_rec"]
     out["num"] = n
+    if fitted:
+        density = ctx.model.fit_sampler(cache_dir=cache_dir)
+        codes = ctx.model.sample_codes(n, seed=ctx.seed, sampler=density)
+        batches = (to_uint8(ctx.model.decode(z, batch_size=ctx.batch_size)) for z in codes.split(ctx.batch_size))
+        feats = inception.of_batches(batches, n, "fitted samples", progress)
+        out["fitted_precision"], out["fitted_recall"] = precision_recall(reals, feats)
+        out["fitted_fid"] = fid_to_stats(feats, *feature_stats(reals))
     if attributes:
         ctx.num = None                                             # attr_edit's own counts
         try:
@@ -122,13 +132,14 @@ def main() -> None:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--json", default=None, help="also append each model's numbers as a JSON line to this file")
     p.add_argument("--progress", action="store_true", help="progress bars for the Inception passes")
+    p.add_argument("--fitted", action="store_true", help="also score the fitted sampler's samples (an extra)")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     rows = []
     for model in a.models:
         t = time.perf_counter()
-        row = measure(model, a.num, not a.no_attributes, a.cache_dir, a.progress)
+        row = measure(model, a.num, not a.no_attributes, a.cache_dir, a.progress, a.fitted)
         row["seconds"] = round(time.perf_counter() - t, 1)
         row["met"] = verdicts(row)
         rows.append(row)

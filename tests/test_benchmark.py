@@ -17,6 +17,8 @@ from pioneer.training.step import training_iteration
 
 from conftest import tiny_config
 
+pytest_plugins = ["model_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -110,3 +112,24 @@ def test_gpu_check_smoke_on_cpu(tmp_path):
     run = report["progressive_run"]
     assert run["finite_losses"] and run["diverged"] is None and set(run["images_per_s"]) == {"4", "8", "16"}
     assert "whole schedule" in proc.stdout
+
+
+@pytest.mark.slow
+def test_generation_benchmark_measures_every_target(tiny_snapshot, model_cache):
+    """benchmarks/generation.py on the tiny model: every target's number, the fitted sampler's
+    extra, the verdicts and the table (Inception on 8 samples, so a few seconds)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generation", ROOT / "benchmarks" / "generation.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    row = gen.measure(tiny_snapshot, num=8, attributes=False, cache_dir=str(model_cache), fitted=True)
+    for key in ("precision", "recall", "fid_samples", "fid_rec", "cycle", "rank_real", "heldout_l1", "prior_fit",
+                "cycle_kept", "fitted_precision", "fitted_recall", "fitted_fid"):
+        assert math.isfinite(row[key]), key
+    assert row["num"] == 8 and row["fid_ratio"] == pytest.approx(row["fid_samples"] / row["fid_rec"])
+    met = gen.verdicts(row)
+    assert set(met) == {"precision", "recall", "fid_ratio", "cycle", "rank_real", "heldout_l1"}
+    assert met["heldout_l1"] == (row["heldout_l1"] <= 0.12) and met["rank_real"] == (row["rank_real"] >= 80)
+    table = gen.table([row, dict(row, model="again")])
+    assert "| mean |" in table and "| target |" in table and ">= 0.5" in table
