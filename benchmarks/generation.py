@@ -35,9 +35,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pioneer.metrics import MetricContext, MetricError, compute, to_uint8  # noqa: E402
+from pioneer.metrics import MetricContext, compute  # noqa: E402
 from pioneer.metrics.fid import feature_stats, fid_to_stats, inception_of, sample_features  # noqa: E402
 from pioneer.metrics.precision_recall import precision_recall, real_features  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import learning  # noqa: E402  (benchmarks/learning.py)
+
+LEARNING_KEYS = ("resolution", "heldout_l1", "mean_face_l1", "cycle", "rank_real", "rank_fake", "attr_gain",
+                 "attr_kept", "attr_agreement", "attr_error")
 
 # (measure, comparison, target) of issue 19; fid_ratio's target is fid1k <= 1.5 x fid_rec.
 TARGETS: tuple[tuple[str, str, float], ...] = (
@@ -60,11 +66,11 @@ def measure(model: str | Path, num: int = 1000, attributes: bool = True, cache_d
     """Every number of the module docstring for one run folder or snapshot."""
     path = Path(model)
     snapshot = path / "snapshot.safetensors" if path.is_dir() else path
+    # held-out L1, cycle, ranks and the attribute benchmark: issue 9's numbers, as learning.py measures them
+    learned = learning.measure(snapshot, n=256, attributes=attributes, cache_dir=cache_dir)
+    out: dict = {"model": str(model), **{k: v for k, v in learned.items() if k in LEARNING_KEYS}}
     ctx = MetricContext.from_snapshot(snapshot, cache_dir=cache_dir, device="cpu", seed=12345, progress=progress)
-    out: dict = {"model": str(model), "kimg": ctx.model.images_seen / 1000, "resolution": ctx.resolution}
-    ctx.num = 256
-    c = compute("collapse", ctx)
-    out.update({k: c[k] for k in ("heldout_l1", "mean_face_l1", "cycle", "rank_real", "rank_fake")})
+    out["kimg"] = ctx.model.images_seen / 1000
     ctx.num = 1000
     f = compute("prior_fit", ctx)
     out.update(prior_fit=f["prior_fit"], mmd_floor=f["mmd_floor"], cycle_kept=f["cycle_kept"])
@@ -80,19 +86,9 @@ def measure(model: str | Path, num: int = 1000, attributes: bool = True, cache_d
     out["fid_ratio"] = out["fid_samples"] / out["fid_rec"]
     out["num"] = n
     if fitted:
-        density = ctx.model.fit_sampler(cache_dir=cache_dir)
-        codes = ctx.model.sample_codes(n, seed=ctx.seed, sampler=density)
-        batches = (to_uint8(ctx.model.decode(z, batch_size=ctx.batch_size)) for z in codes.split(ctx.batch_size))
-        feats = inception.of_batches(batches, n, "fitted samples", progress)
+        feats = sample_features(ctx, n, inception, sampler=ctx.model.fit_sampler(cache_dir=cache_dir))
         out["fitted_precision"], out["fitted_recall"] = precision_recall(reals, feats)
         out["fitted_fid"] = fid_to_stats(feats, *feature_stats(reals))
-    if attributes:
-        ctx.num = None                                             # attr_edit's own counts
-        try:
-            r = compute("attr_edit", ctx)
-            out.update(attr_gain=r["attr_edit"], attr_kept=r["attr_edit_kept"], attr_agreement=r["attr_agreement"])
-        except MetricError as e:                                   # not the synthetic faces
-            out["attr_error"] = str(e)
     return out
 
 

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -54,16 +54,6 @@ class FittedCodes:
         return F.normalize(self.mean + eps @ self.scale.T, dim=1)
 
 
-def fit_to_images(model: "Pioneer", batches: Iterable[torch.Tensor], batch_size: int = 64) -> FittedCodes:
-    """FittedCodes of E(x) over image batches (uint8 or float in [-1, 1], (B, 3, r, r) each)."""
-    from pioneer.images import to_float
-
-    codes = [model.encode(to_float(b) if b.dtype == torch.uint8 else b, batch_size=batch_size) for b in batches]
-    if not codes:
-        raise SamplerError("no images to fit the code density to")
-    return FittedCodes.fit(torch.cat(codes))
-
-
 def fit_to_data(model: "Pioneer", data: str | None = None, num: int = FIT_NUM, cache_dir: str | None = None,
                 batch_size: int = 64, progress: bool = False) -> FittedCodes:
     """FittedCodes on `num` training images (a fixed subset) of `data`, by default the data set the
@@ -80,5 +70,6 @@ def fit_to_data(model: "Pioneer", data: str | None = None, num: int = FIT_NUM, c
     if len(split.train) < 2:
         raise SamplerError(f"{spec} has {len(split.train)} training images: the fitted sampler needs at least 2")
     idx = np.sort(np.random.default_rng(0).permutation(split.train)[:num])
-    batches = (split.pyramid.images(idx[i:i + batch_size], model.resolution) for i in range(0, len(idx), batch_size))
-    return fit_to_images(model, batches, batch_size)
+    codes = [model.encode(split.pyramid.images(idx[i:i + batch_size], model.resolution), batch_size=batch_size)
+             for i in range(0, len(idx), batch_size)]                     # uint8 batches, encoded as images
+    return FittedCodes.fit(torch.cat(codes))

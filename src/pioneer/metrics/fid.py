@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from pioneer.metrics import MetricContext
 from pioneer.metrics import register
 from pioneer.metrics import to_uint8
 from pioneer.metrics.inception import InceptionFeatures
+
+if TYPE_CHECKING:
+    from pioneer.inference.sampler import FittedCodes
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,9 +107,11 @@ def real_subset_cache(ctx: MetricContext, split: str, n: int, inception: Incepti
     return indices, Path(ctx.cache_dir) / folder / f"{split}-{ctx.resolution}px-{n}-{key}{suffix}"
 
 
-def sample_features(ctx: MetricContext, n: int, inception: InceptionFeatures) -> np.ndarray:
-    """Inception features (n, 2048) of n prior samples (codes seeded by ctx.seed)."""
-    codes = ctx.model.sample_codes(n, seed=ctx.seed)
+def sample_features(ctx: MetricContext, n: int, inception: InceptionFeatures, sampler: FittedCodes | None = None
+                    ) -> np.ndarray:
+    """Inception features (n, 2048) of n samples, codes seeded by ctx.seed: from the prior, or
+    from `sampler` (Pioneer.fit_sampler)."""
+    codes = ctx.model.sample_codes(n, seed=ctx.seed, sampler=sampler)
 
     def fakes():
         for z in codes.split(ctx.batch_size):
