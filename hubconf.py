@@ -6,7 +6,7 @@
     x = m.sample(16, seed=0)                  # (16, 3, r, r) in [-1, 1]
 
 `weights` is a pretrained folder (`pioneer publish`), a Hugging Face Hub repo id of one, a run
-folder or a snapshot file. The package is imported from this checkout's src/ folder, so the
+folder or a snapshot file; without it, the small model that ships with pioneer. The package is imported from this checkout's src/ folder, so the
 repository need not be installed; its dependencies must be.
 """
 
@@ -18,16 +18,12 @@ dependencies = ["torch", "numpy", "PIL", "safetensors", "tqdm"]
 _SRC = str(Path(__file__).resolve().parent / "src")
 
 
-def pioneer(weights: str, device: str | None = None, channels_last: bool = True, **kwargs):
+def pioneer(weights: str | None = None, device: str | None = None, channels_last: bool = True, **kwargs):
     """A trained Balanced PIONEER autoencoder (pioneer.Pioneer): encode, decode, reconstruct,
-    sample, interpolate, edit. kwargs go to Pioneer.from_pretrained (revision, cache_dir, token)."""
+    sample, interpolate, edit. weights: any --model of pioneer (None: the model that ships with
+    it); kwargs go to Pioneer.from_pretrained (revision, cache_dir, token)."""
     if _SRC not in sys.path:
         sys.path.insert(0, _SRC)     # this checkout's package (unless pioneer is imported already)
-    from pioneer import Pioneer
+    from pioneer import open_model
 
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return Pioneer.load(path, device=device, channels_last=channels_last)
-    if path.is_dir() and not (path / "config.json").is_file() and (path / "snapshot.safetensors").is_file():
-        return Pioneer.load(path / "snapshot.safetensors", device=device, channels_last=channels_last)
-    return Pioneer.from_pretrained(weights, device=device, channels_last=channels_last, **kwargs)
+    return open_model(weights, device=device, channels_last=channels_last, **kwargs)

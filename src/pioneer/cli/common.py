@@ -1,13 +1,20 @@
-"""What every `pioneer` command shares: one-line errors."""
+"""What every `pioneer` command shares: one-line errors, and one --model option and loader."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from pioneer.inference.facade import Pioneer
+
+MODEL_HELP = ("Run folder, its snapshot.safetensors, pretrained folder (`pioneer publish`) or Hub repo id "
+              "(owner/name).")
+BUNDLED_HELP = " Default: the small model that ships with pioneer (64 px, trained on the synthetic faces)."
 
 
 def fail(message: str) -> NoReturn:
@@ -24,12 +31,15 @@ def user_errors() -> Iterator[None]:
     from pioneer.inference.inputs import InputError
     from pioneer.inference.sampler import SamplerError
     from pioneer.run.checkpoint import CheckpointError
+    from pioneer.share.export import ExportError
+    from pioneer.share.hub import HubError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
-        except (InputError, DataError, CheckpointError, AlignError, SamplerError) as e:
+        except (InputError, DataError, CheckpointError, AlignError, SamplerError, HubError,
+                ExportError) as e:
             fail(str(e))
         except OSError as e:  # an unwritable -o, a full disk: one line naming the path
             from pioneer.run.oserrors import one_line
@@ -38,3 +48,17 @@ def user_errors() -> Iterator[None]:
         finally:
             for w in caught:
                 click.echo(f"warning: {w.message}", err=True)
+
+
+def model_option(required: bool = False, help: str = MODEL_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--model (parameter `model_path`): any model spec of pioneer.share.models; optional
+    commands fall back to the shipped model."""
+    return click.option("--model", "model_path", required=required, type=click.Path(),
+                        help=help if required else help + BUNDLED_HELP)
+
+
+def load_model(model_path: str | None, device: str) -> "Pioneer":
+    """--model and --device -> Pioneer (None: the shipped model); call inside user_errors()."""
+    from pioneer.share.models import open_model
+
+    return open_model(model_path, device=None if device == "auto" else device)

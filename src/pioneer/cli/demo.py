@@ -7,15 +7,15 @@ from pathlib import Path
 
 import click
 
-from pioneer.cli.common import fail
+from pioneer.cli.common import fail, model_option
 
 
 @click.command()
-@click.option("--model", "model_path", required=True, type=click.Path(),
-              help="Snapshot of a run (RUN/snapshot.safetensors) or the run folder.")
+@model_option()
 @click.option("--vectors", "vectors_dir", type=click.Path(),
               help="Folder of attribute vectors (.safetensors from `pioneer attributes`), one slider each. "
-                   "Default: computed at start from the synthetic faces' labels when the model was trained on them.")
+                   "Default: those a pretrained folder ships with, else computed at start from the synthetic "
+                   "faces' labels when the model was trained on them.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 makes the page reachable from other machines.")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
@@ -29,7 +29,7 @@ from pioneer.cli.common import fail
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="CPU threads for the networks (more helps large models on an idle machine).")
 @click.option("--share", is_flag=True, help="Also make a public gradio.live link (needs the internet; off by default).")
-def demo(model_path: str, vectors_dir: str | None, host: str, port: int, align: bool, max_megapixels: float,
+def demo(model_path: str | None, vectors_dir: str | None, host: str, port: int, align: bool, max_megapixels: float,
          max_file_mb: float, device: str, threads: int, share: bool) -> None:
     """Serve a web page to try a model: upload a photo or pick an example, see its reconstruction,
     edit it with one slider per attribute vector, interpolate between two inputs, draw samples.
@@ -39,6 +39,7 @@ def demo(model_path: str, vectors_dir: str | None, host: str, port: int, align: 
 
     \b
     Examples:
+      pioneer demo                                   # the model that ships with pioneer
       pioneer demo --model runs/00000-synthetic64
       pioneer demo --model snapshot.safetensors --vectors vectors/ --port 8080
     """
@@ -46,13 +47,8 @@ def demo(model_path: str, vectors_dir: str | None, host: str, port: int, align: 
     from pioneer.run.checkpoint import CheckpointError
     from pioneer.demo.server import ServeConfig, serve
     from pioneer.demo.session import DemoConfig
+    from pioneer.share.hub import HubError
 
-    snapshot = Path(model_path)
-    if snapshot.is_dir():
-        snapshot = snapshot / "snapshot.safetensors"
-    if not snapshot.is_file():
-        fail(f"--model {model_path} does not exist: "
-                                   "pass RUN/snapshot.safetensors or the run folder")
     if vectors_dir is not None and not Path(vectors_dir).is_dir():
         fail(f"--vectors {vectors_dir} is not a folder: give the folder of .safetensors files "
                                    "that `pioneer attributes` wrote")
@@ -62,8 +58,8 @@ def demo(model_path: str, vectors_dir: str | None, host: str, port: int, align: 
                          threads=threads,
                          demo=DemoConfig(max_pixels=int(max_megapixels * 1e6), max_file_bytes=int(max_file_mb * 2**20)))
     try:
-        serve(snapshot, vectors_dir, config, echo=lambda m: click.echo(m, err=True))
-    except (CheckpointError, InputError, ValueError, OSError) as e:
+        serve(model_path, vectors_dir, config, echo=lambda m: click.echo(m, err=True))
+    except (CheckpointError, HubError, InputError, ValueError, OSError) as e:
         fail(str(e))
 
 

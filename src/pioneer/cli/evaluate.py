@@ -6,23 +6,24 @@ from pathlib import Path
 
 import click
 
-from pioneer.cli.common import fail
+from pioneer.cli.common import fail, load_model, model_option
 from pioneer.run.files import SNAPSHOT
 
 
-def _snapshot_path(model: str) -> Path:
+def _snapshot_path(model: str | None) -> Path | None:
+    """The snapshot of a run folder or a snapshot file (their run's metrics.jsonl is written);
+    None for every other spec (a pretrained folder, a Hub id, the shipped model)."""
+    if model is None:
+        return None
     p = Path(model)
-    if p.is_dir():
-        p = p / SNAPSHOT
-        if not p.is_file():
-            fail(f"{model} has no snapshot.safetensors: pass a run folder that has finished a snapshot, or the file")
-    elif not p.is_file():
-        fail(f"--model {model} does not exist: pass a run folder or its snapshot.safetensors")
-    return p
+    if p.is_dir() and (p / SNAPSHOT).is_file() and not (p / "config.json").is_file():
+        return p / SNAPSHOT
+    return p if p.is_file() else None
 
 
 @click.command()
-@click.option("--model", "model", type=click.Path(), help="Run folder or snapshot (.safetensors).")
+@model_option(help="Run folder or its snapshot.safetensors (the results go into the run's metrics.jsonl), "
+                   "pretrained folder or Hub repo id.")
 @click.option("--metrics", "metric_names", default="fid1k,lpips_rec,ppl", show_default=True,
               help="Comma-separated metric names (see --list).")
 @click.option("--data", help="Data set to compare with (default: the one the run was trained on).")
@@ -46,7 +47,7 @@ def _snapshot_path(model: str) -> Path:
 @click.option("--report/--no-report", default=True, show_default=True, help="Write RUN/report.md with plots.")
 @click.option("--list", "list_only", is_flag=True, help="List the metrics and exit.")
 @click.option("--no-progress", is_flag=True)
-def evaluate(model: str | None, metric_names: str, data: str | None, holdout: str | None, num: int | None, ppl_pairs: int,
+def evaluate(model_path: str | None, metric_names: str, data: str | None, holdout: str | None, num: int | None, ppl_pairs: int,
              seed: int, batch_size: int, device: str, cache_dir: str | None, inception: str | None, perceptual: str,
              face_crop: bool, download: bool, out: str | None, report: bool, list_only: bool, no_progress: bool) -> None:
     """Measure a model as the paper does: FID, LPIPS of reconstructions, PPL, identity, attribute edits.
@@ -55,6 +56,7 @@ def evaluate(model: str | None, metric_names: str, data: str | None, holdout: st
     Examples:
       pioneer evaluate --model runs/00000-synthetic64 --metrics fid1k,lpips_rec --num 256
       pioneer evaluate --model runs/00003-celebahq256 --metrics fid50k,lpips_rec,ppl,identity
+      pioneer evaluate --metrics collapse,prior_fit       # the model that ships with pioneer
     """
     from pioneer.metrics import MetricContext, MetricError, evaluate as run_metrics, format_table, list_metrics
 
@@ -62,31 +64,33 @@ def evaluate(model: str | None, metric_names: str, data: str | None, holdout: st
         for name, desc in list_metrics().items():
             click.echo(f"{name:<10} {desc}")
         return
-    if model is None:
-        fail("--model is required: a run folder or its snapshot.safetensors")
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     known = list_metrics()
     unknown = [n for n in names if n not in known]
     if not names or unknown:
         fail(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: use {', '.join(known)}")
-    snapshot = _snapshot_path(model)
+    snapshot = _snapshot_path(model_path)
 
     from pioneer.inference.inputs import InputError
     from pioneer.run.checkpoint import CheckpointError
     from pioneer.data import DataError
     from pioneer.metrics.inception import InceptionUnavailable
     from pioneer.metrics.perceptual import PerceptualUnavailable
+    from pioneer.share.hub import HubError
 
+    kwargs = dict(cache_dir=cache_dir, holdout=holdout, batch_size=batch_size, num=num, seed=seed,
+                  progress=not no_progress, options={"inception": inception, "perceptual": perceptual,
+                                                     "face_crop": face_crop, "download": download, "ppl_pairs": ppl_pairs})
     try:
-        ctx = MetricContext.from_snapshot(
-            snapshot, data, cache_dir=cache_dir, holdout=holdout, device=None if device == "auto" else device,
-            batch_size=batch_size, num=num, seed=seed, progress=not no_progress,
-            options={"inception": inception, "perceptual": perceptual, "face_crop": face_crop,
-                     "download": download, "ppl_pairs": ppl_pairs})
-        click.echo(f"evaluating {snapshot} ({ctx.resolution}x{ctx.resolution}, {ctx.model.images_seen / 1000:g} kimg) "
+        if snapshot is not None:
+            ctx = MetricContext.from_snapshot(snapshot, data, device=None if device == "auto" else device, **kwargs)
+        else:
+            ctx = MetricContext.from_model(load_model(model_path, device), data, **kwargs)
+        click.echo(f"evaluating {ctx.model.source} ({ctx.resolution}x{ctx.resolution}, {ctx.model.images_seen / 1000:g} kimg) "
                    f"on {ctx.data_spec or '(no data)'}", err=True)
         records = run_metrics(names, ctx, jsonl=out)
-    except (MetricError, InputError, CheckpointError, DataError, InceptionUnavailable, PerceptualUnavailable) as e:
+    except (MetricError, InputError, CheckpointError, HubError, DataError, InceptionUnavailable,
+            PerceptualUnavailable) as e:
         fail(str(e))
     click.echo(format_table(records))
     target = out or (ctx.run_dir / "metrics.jsonl" if ctx.run_dir else None)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import torch
 
-from pioneer.cli.common import fail, user_errors
+from pioneer.cli.common import fail, load_model, model_option, user_errors
 from pioneer.inference.sampler import FIT_NUM, SAMPLERS
 from pioneer.validate import MAX_GRID_IMAGES, MAX_STRENGTH, MAX_STRIP, Number, finite
 
@@ -26,19 +26,11 @@ if TYPE_CHECKING:  # the heavy imports wait until a command runs, so `pioneer --
 Item = tuple[str, torch.Tensor]      # output name (relative, no suffix), image (3, r, r) in [-1, 1]
 
 
-def _load_model(path: str, device: str) -> "Pioneer":
-    from pioneer.inference.facade import Pioneer
-
-    return Pioneer.load(path, device=None if device == "auto" else device)
-
-
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
                      help="Images per network call.")(f)
     f = click.option("--device", default="auto", show_default=True, help='"auto", "cpu", "cuda" or "cuda:N".')(f)
-    f = click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-                     help="Snapshot of a run (RUN/snapshot.safetensors).")(f)
-    return f
+    return model_option()(f)
 
 
 def _align_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -178,7 +170,7 @@ def _save_each(folder: Path, names: Sequence[str], images: torch.Tensor) -> None
               help="Folder for one PNG per image, or a .png file for a grid of input / reconstruction pairs.")
 @click.option("--cols", default=8, show_default=True, type=click.IntRange(min=2), help="Grid columns (pairs take two).")
 @_align_option
-def reconstruct(model_path: str, device: str, batch_size: int, inputs: tuple[str, ...], out: str, cols: int,
+def reconstruct(model_path: str | None, device: str, batch_size: int, inputs: tuple[str, ...], out: str, cols: int,
                 align: bool) -> None:
     """Encode images and decode them again: G(E(x)).
 
@@ -190,7 +182,7 @@ def reconstruct(model_path: str, device: str, batch_size: int, inputs: tuple[str
       pioneer reconstruct --model snapshot.safetensors a.jpg b.jpg -o pairs.png --align
     """
     with user_errors():
-        model = _load_model(model_path, device)
+        model = load_model(model_path, device)
         items = _read(model, inputs, _aligner(align, model.resolution))
         grid: list[torch.Tensor] = []
         count = 0
@@ -226,7 +218,7 @@ def reconstruct(model_path: str, device: str, batch_size: int, inputs: tuple[str
               help="With --sampler fitted: the images to fit to (default: the data set the snapshot was trained on).")
 @click.option("--fit-num", default=FIT_NUM, show_default=True, type=click.IntRange(2, 1_000_000),
               help="With --sampler fitted: training images encoded for the fit.")
-def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, out: str, cols: int | None,
+def sample(model_path: str | None, device: str, batch_size: int, num: int, seed: int, out: str, cols: int | None,
            sampler: str, data: str | None, fit_num: int) -> None:
     """Decode random codes: from the prior (N(0, I) projected onto the sphere), or from a Gaussian
     fitted to the codes of training images (--sampler fitted).
@@ -242,7 +234,7 @@ def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, o
     if data is not None and sampler != "fitted":
         fail("--data is for --sampler fitted: add --sampler fitted, or leave --data out")
     with user_errors():
-        model = _load_model(model_path, device)
+        model = load_model(model_path, device)
         density = model.fit_sampler(data, fit_num, progress=True) if sampler == "fitted" else None
         images = model.sample(num, seed=seed, batch_size=batch_size, sampler=density)
         if _is_grid(out):
@@ -261,7 +253,7 @@ def sample(model_path: str, device: str, batch_size: int, num: int, seed: int, o
 @click.option("--linear", is_flag=True, help="Linear interpolation (re-normalised) instead of spherical (slerp).")
 @click.option("--no-inputs", is_flag=True, help="Show only decoded images, not the inputs next to them.")
 @_align_option
-def interpolate(model_path: str, device: str, batch_size: int, inputs: tuple[str, ...], out: str, steps: int,
+def interpolate(model_path: str | None, device: str, batch_size: int, inputs: tuple[str, ...], out: str, steps: int,
                 linear: bool, no_inputs: bool, align: bool) -> None:
     """Interpolate between the codes of 2, 4 or 6 images.
 
@@ -286,7 +278,7 @@ def interpolate(model_path: str, device: str, batch_size: int, inputs: tuple[str
         fail(f"interpolate takes 2, 4 or 6 images, got {len(inputs)}")
     method = "lerp" if linear else "slerp"
     with user_errors():
-        model = _load_model(model_path, device)
+        model = load_model(model_path, device)
         names, x = _read_all(model, inputs, _aligner(align, model.resolution), "interpolation", first_face_only=True)
         if any(Path(p).is_dir() for p in inputs):  # folders count by the images in them
             if len(x) not in (2, 4, 6):
@@ -318,7 +310,7 @@ def interpolate(model_path: str, device: str, batch_size: int, inputs: tuple[str
               help="Images of each group (the paper used 32 to 64).")
 @click.option("-o", "--out", help="Output file (default: ATTRIBUTE.safetensors).")
 @_align_option
-def attributes(model_path: str, device: str, batch_size: int, attribute: str | None, labels: str | None,
+def attributes(model_path: str | None, device: str, batch_size: int, attribute: str | None, labels: str | None,
                images_dir: str | None, with_dir: str | None, without_dir: str | None, synthetic: bool, count: int,
                out: str | None, align: bool) -> None:
     """Make an attribute vector: the mean code of images with an attribute minus the mean code
@@ -342,7 +334,7 @@ def attributes(model_path: str, device: str, batch_size: int, attribute: str | N
     if (sources[0] or synthetic) and not attribute:
         fail("--attribute is required with --labels and --synthetic (e.g. --attribute Smiling)")
     with user_errors():
-        model = _load_model(model_path, device)
+        model = load_model(model_path, device)
         aligner = _aligner(align, model.resolution)
         if synthetic:
             # The faces the model was trained on when it was ("synthetic:N"), else the default set.
@@ -384,7 +376,7 @@ def attributes(model_path: str, device: str, batch_size: int, attribute: str | N
               help='A combination of vectors, e.g. "Smiling=1,Sunglasses=1.5" (repeatable; one column each).')
 @click.option("-o", "--out", default="edit.png", show_default=True, help="Output PNG grid.")
 @_align_option
-def edit(model_path: str, device: str, batch_size: int, inputs: tuple[str, ...], vectors: tuple[str, ...],
+def edit(model_path: str | None, device: str, batch_size: int, inputs: tuple[str, ...], vectors: tuple[str, ...],
          strength: str, combos: tuple[str, ...], out: str, align: bool) -> None:
     """Edit images along attribute vectors: decode E(x) + lambda * v, re-normalised.
 
@@ -419,7 +411,7 @@ def edit(model_path: str, device: str, batch_size: int, inputs: tuple[str, ...],
                 fail(f"two vectors are named {name!r} (--vector {path}): rename one file's attribute")
             loaded[name] = vec
         combinations = [_parse_combo(c, loaded) for c in combos]
-        model = _load_model(model_path, device)
+        model = load_model(model_path, device)
         names, x = _read_all(model, inputs, _aligner(align, model.resolution), "editing")
         z = model.encode(x, batch_size, progress=len(x) > 8)
         rec = model.decode(z, batch_size)

@@ -4,52 +4,11 @@ pioneer.export and report; `register(main)` adds them to the `pioneer` group."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from pioneer.cli.common import fail
-
-if TYPE_CHECKING:
-    from pioneer.inference.facade import Pioneer
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Errors that describe bad input or an unreachable Hub become one-line `Error: ...` messages."""
-    from pioneer.inference.inputs import InputError
-    from pioneer.run.checkpoint import CheckpointError
-    from pioneer.data import DataError
-    from pioneer.share.export import ExportError
-    from pioneer.share.hub import HubError
-
-    try:
-        yield
-    except (InputError, CheckpointError, DataError, HubError, ExportError) as e:
-        fail(str(e))
-
-
-def _open_model(model: str, device: str) -> "Pioneer":
-    """A run folder, a snapshot file, a pretrained folder or a Hub repo id -> Pioneer."""
-    from pioneer.inference.facade import Pioneer
-    from pioneer.share.hub import CONFIG_NAME
-
-    dev = None if device == "auto" else device
-    path = Path(model).expanduser()
-    if path.is_dir() and (path / CONFIG_NAME).is_file():
-        return Pioneer.from_pretrained(path, device=dev)
-    if path.is_dir():
-        snapshot = path / "snapshot.safetensors"
-        if not snapshot.is_file():
-            fail(f"{path} has neither snapshot.safetensors nor config.json: pass a run folder, a snapshot "
-                  "or a pretrained folder")
-        return Pioneer.load(snapshot, device=dev)
-    if path.exists():
-        return Pioneer.load(path, device=dev)
-    return Pioneer.from_pretrained(model, device=dev)          # a Hub repo id, or a one-line error
+from pioneer.cli.common import fail, load_model, model_option, user_errors
 
 
 @click.command()
@@ -85,9 +44,9 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
     run = Path(model_path)
     if not run.exists():
         fail(f"--model {model_path} does not exist: pass a run folder or its snapshot.safetensors")
-    with _user_errors():
+    with user_errors():
         snapshot = run / "snapshot.safetensors" if run.is_dir() and not (run / hub.CONFIG_NAME).is_file() else run
-        model = _open_model(str(snapshot), device)
+        model = load_model(str(snapshot), device)
         run_dir = hub.run_of_model(model)
         found = hub.vector_files(run_dir, model.fingerprint) if run_dir is not None else []
         files = [*dict.fromkeys([*map(Path, vectors), *found]), *model.vectors.values()]   # no repeats
@@ -102,8 +61,7 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
 
 
 @click.command("export")
-@click.option("--model", "model_path", required=True,
-              help="Snapshot (.safetensors), run folder, pretrained folder, or Hub repo id.")
+@model_option()
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True,
               help="onnx: for onnxruntime and other ONNX runtimes (needs pioneer[export]); torchscript: "
                    "torch.jit.load without pioneer (torch deprecates TorchScript; prefer onnx).")
@@ -114,7 +72,7 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
               help="Run the exported networks on a batch of another size and compare them with PyTorch "
                    "(largest absolute difference at most 1e-4).")
 @click.option("--device", default="auto", show_default=True, help="Where the model is loaded; export runs on the CPU.")
-def export_command(model_path: str, fmt: str, out: str, opset: int, verify: bool, device: str) -> None:
+def export_command(model_path: str | None, fmt: str, out: str, opset: int, verify: bool, device: str) -> None:
     """Export the encoder and decoder at the trained resolution with a dynamic batch size:
     OUT/encoder.onnx (images (B, 3, r, r) in [-1, 1] -> codes (B, D)), OUT/decoder.onnx (codes ->
     images in [-1, 1]) and OUT/export.json describing them (.pt files for torchscript).
@@ -126,8 +84,8 @@ def export_command(model_path: str, fmt: str, out: str, opset: int, verify: bool
     """
     from pioneer.share.export import export
 
-    with _user_errors():
-        model = _open_model(model_path, device)
+    with user_errors():
+        model = load_model(model_path, device)
         click.echo(f"exporting {model.resolution}x{model.resolution} encoder and decoder ({fmt})", err=True)
         result = export(model, out, fmt, opset=opset, verify=verify)
     for name, path in result.files.items():

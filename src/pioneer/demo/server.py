@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from pioneer.inference.facade import Pioneer
 from pioneer.demo.examples import build_examples
 from pioneer.demo.session import DemoConfig, DemoSession
 from pioneer.demo.vectors import load_vector_dir, synthetic_vectors, trained_on_synthetic
+from pioneer.share.models import open_model
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,20 @@ class ServeConfig:
     demo: DemoConfig = field(default_factory=DemoConfig)
 
 
-def make_session(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | None, config: ServeConfig,
+def make_session(model_spec: str | os.PathLike | None, vectors_dir: str | os.PathLike | None, config: ServeConfig,
                  echo: Callable[[str], None] = print) -> DemoSession:
-    """The model and its attribute vectors: from `vectors_dir`, else from the synthetic faces'
-    labels when the model was trained on them, else none."""
-    model = Pioneer.load(snapshot, device=config.device)
+    """The model (any spec of pioneer.share.models; None: the shipped one) and its attribute
+    vectors: from `vectors_dir`, else those its pretrained folder holds, else from the
+    synthetic faces' labels when the model was trained on them, else none."""
+    model = open_model(model_spec, device=config.device)
+    echo(f"model: {model.source} ({model.resolution}x{model.resolution}, {model.images_seen / 1000:g} kimg)")
     notices: list[str] = []
     if vectors_dir is not None:
         vectors, notices = load_vector_dir(vectors_dir, model)
         echo(f"{len(vectors)} attribute vector(s) from {vectors_dir}")
+    elif model.vectors:
+        vectors = list(model.vectors.values())
+        echo(f"{len(vectors)} attribute vectors from the pretrained folder: {', '.join(v.attribute for v in vectors)}")
     elif (data := trained_on_synthetic(model)) is not None:
         echo(f"computing attribute vectors from the labels of the synthetic faces ({data}) ...")
         vectors = synthetic_vectors(model, data, config.demo.vector_count, config.demo.vector_pool)
@@ -53,7 +58,7 @@ def make_session(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | N
     return DemoSession(model, vectors, config.demo, notices)
 
 
-def serve(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | None, config: ServeConfig,
+def serve(model_spec: str | os.PathLike | None, vectors_dir: str | os.PathLike | None, config: ServeConfig,
           echo: Callable[[str], None] = print) -> None:
     """Serve the page until Ctrl-C or SIGTERM. Meant for a process of its own (`pioneer demo`):
     it sets gradio's and matplotlib's folders in the environment before gradio is imported, and
@@ -65,9 +70,9 @@ def serve(snapshot: str | os.PathLike, vectors_dir: str | os.PathLike | None, co
         os.environ["GRADIO_TEMP_DIR"] = str(Path(tmp) / "gradio")
         os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
         os.environ["MPLCONFIGDIR"] = str(Path(tmp) / "matplotlib")
+        session = make_session(model_spec, vectors_dir, config, echo)   # a bad --model fails before gradio loads
         from pioneer.demo.app import CSS, build_app
 
-        session = make_session(snapshot, vectors_dir, config, echo)
         examples = build_examples(Path(tmp) / "examples")
         app = build_app(session, examples, align_default=config.align)
         stop = threading.Event()

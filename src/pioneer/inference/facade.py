@@ -103,12 +103,16 @@ class Pioneer:
                    source=str(path), images_seen=snap.images_seen, extra=snap.extra)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: torch.device | str | None = None,
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: torch.device | str | None = None,
                         channels_last: bool = True, **kwargs: Any) -> "Pioneer":
         """Load a pretrained folder (`save_pretrained`, `pioneer publish`) or a Hugging Face Hub
-        repo id ("owner/name"); kwargs: revision, cache_dir, token. See pioneer.hub."""
+        repo id ("owner/name"); kwargs: revision, cache_dir, token. See pioneer.hub. Without a
+        name: the small model that ships with pioneer (pioneer.share.models.BUNDLED)."""
         from pioneer.share.hub import load_pretrained
+        from pioneer.share.models import bundled_model
 
+        if name_or_path is None:
+            name_or_path = bundled_model()
         return load_pretrained(name_or_path, device=device, channels_last=channels_last, **kwargs)
 
     def save_pretrained(self, folder: str | os.PathLike, **kwargs: Any) -> Path:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class MetricContext:
-    """Everything a metric may use. Build with `from_snapshot` or `from_networks`.
+    """Everything a metric may use. Build with `from_snapshot`, `from_model` or `from_networks`.
 
     model:       the model under test (a `pioneer.Pioneer`: encode / decode / sample)
     data:        the data split at the model's resolution (None for metrics that need no data)
@@ -82,6 +82,14 @@ class MetricContext:
         if data is None:
             data = model.extra.get("data")          # training records its data spec in every snapshot
         return cls._with_data(model, data, holdout, cache_dir, run_dir=run_dir, **kwargs)
+
+    @classmethod
+    def from_model(cls, model: "Pioneer", data: str | None = None, *, cache_dir: str | os.PathLike | None = None,
+                   holdout: str | None = None, **kwargs: Any) -> "MetricContext":
+        """For a model already loaded (e.g. `open_model()`): the data set defaults to the one
+        it was trained on."""
+        return cls._with_data(model, data if data is not None else model.extra.get("data"), holdout, cache_dir,
+                              **kwargs)
 
     @classmethod
     def from_networks(cls, encoder: torch.nn.Module, decoder: torch.nn.Module, level: int, alpha: float,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pioneer.atomic import atomic_write_text
-from pioneer.run.files import RunFolder
 
 if TYPE_CHECKING:
     from pioneer.inference.facade import Pioneer
@@ -35,8 +34,7 @@ def write_model_card(folder: Path, model: "Pioneer", config: dict[str, Any], run
                      record: dict[str, Any], *, data: str | None = None, cache_dir: str | os.PathLike | None = None,
                      repo_id: str | None = None, progress: bool = False) -> Path:
     """Draw samples.png and reconstructions.png into `folder` and write its README.md."""
-    from pioneer.run.jsonl import read_jsonl
-    from pioneer.run.report import report_grids, latest_metrics
+    from pioneer.run.report import report_grids
 
     split, note = _heldout(model, record, data, cache_dir, progress)
     images = [(caption, Path(rel).name) for caption, rel in report_grids(folder, model, split, folder)]
@@ -46,8 +44,7 @@ def write_model_card(folder: Path, model: "Pioneer", config: dict[str, Any], run
             shutil.copyfile(grids[-1], folder / "reconstructions.png")
             images.append((f"held-out inputs and reconstructions, drawn in training ({grids[-1].stem})",
                            "reconstructions.png"))
-    metrics = latest_metrics(read_jsonl(RunFolder(run_dir).metrics)) if run_dir is not None else {}
-    text = model_card(config, metrics, images, record, repo_id=repo_id, note=note)
+    text = model_card(config, config.get("metrics") or {}, images, record, repo_id=repo_id, note=note)
     path = folder / CARD_NAME
     atomic_write_text(path, text)
     return path
@@ -108,11 +105,15 @@ def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], image
     lines += _training(config, record)
     lines += ["", "## Metrics", ""]
     if metrics:
-        lines += ["Latest value of each metric in the run's metrics.jsonl (`pioneer evaluate`).", "",
-                  "| metric | value | at kimg | samples |", "|---|---|---|---|"]
+        lines += ["Latest value of each metric in the run's metrics.jsonl (`pioneer evaluate`); config.json "
+                  "holds every number.", "",
+                  "| metric | value | at kimg | samples | also |", "|---|---|---|---|---|"]
         for metric, rec in sorted(metrics.items()):
             res = rec.get("results", {})
-            lines.append(f"| {metric} | {_fmt(res.get(metric))} | {_fmt(rec.get('kimg'))} | {_fmt(res.get('num'))} |")
+            also = ", ".join(f"{k} {_fmt(v)}" for k, v in res.items()
+                             if k not in (metric, "num", "seconds") and isinstance(v, (int, float)))
+            lines.append(f"| {metric} | {_fmt(res.get(metric))} | {_fmt(rec.get('kimg'))} | {_fmt(res.get('num'))} "
+                         f"| {also} |")
     else:
         lines.append("No metrics were recorded for this run (`pioneer evaluate --model RUN` adds them).")
     lines += ["", "## Images", ""]

@@ -4,7 +4,8 @@ the model card, and the upload.
 A pretrained folder holds
 
     config.json                 format, version, ModelConfig, level / alpha / resolution, images
-                                seen, the model's fingerprint, what it was trained on, the run's options
+                                seen, the model's fingerprint, what it was trained on, the run's
+                                options and latest metrics
     model.safetensors           encoder.* and decoder.*: spectral norm folded into plain weights,
                                 so they load into modules without any parametrization
     vectors/NAME.safetensors    attribute vectors (`pioneer attributes`), if any
@@ -94,12 +95,20 @@ def run_record(run_dir: Path | None) -> dict[str, Any]:
     """What a run folder says about its training: preset, command, options, the last session's summary."""
     if run_dir is None:
         return {}
+    from pioneer.run.files import RunFolder
+    from pioneer.run.jsonl import read_jsonl
+    from pioneer.run.report import latest_metrics
+
     record: dict[str, Any] = {"run": run_dir.name}
     for name, key in ((OPTIONS, "options"), (SUMMARY, "summary")):
         try:
             record[key] = json.loads((run_dir / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
+    metrics = latest_metrics(read_jsonl(RunFolder(run_dir).metrics))
+    # What a reader (and the bundled model's drift test) needs to compute each number again.
+    record["metrics"] = {name: {k: r.get(k) for k in ("results", "kimg", "num", "seed", "data")}
+                         for name, r in metrics.items()}
     return record
 
 
@@ -169,6 +178,7 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
         "extra": model.extra,
         "attribute_vectors": {v.attribute: f"{VECTOR_DIR}/{n}" for v, n in zip(vecs, names)},
         "training_options": record.get("options", {}).get("config"),
+        "metrics": record.get("metrics", {}),   # the latest record of each metric in the run's metrics.jsonl
         "pioneer_version": _version(),
     }
     if card:
