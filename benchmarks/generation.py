@@ -3,6 +3,7 @@
     python benchmarks/generation.py runs/00000-synthetic64                 # one run, 1k samples
     python benchmarks/generation.py RUN0 RUN1 RUN2 --json gen.jsonl         # seeds, then their mean
     python benchmarks/generation.py RUN --num 256 --no-attributes          # a quick look (proxies)
+    python benchmarks/generation.py --from-json gen.jsonl --plot curve.png # table and budget plot of earlier runs
 
 For each model (a run folder or a snapshot, measured at its own resolution):
   precision, recall   of `num` prior samples G_ema(z) against as many training images
@@ -119,6 +120,44 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PLOTTED = ("precision", "recall", "fid_samples", "fid_ratio", "cycle", "rank_real", "heldout_l1", "prior_fit",
+           "attr_gain", "attr_kept")
+
+
+def plot_budget(rows: list[dict], path: str | Path) -> Path:
+    """One panel per measure against kimg (log scale), the target as a dashed line: what more
+    images buy. Rows of one recipe at several budgets (several seeds at one budget: their mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    goal = {name: t for name, _, t in TARGETS}
+    goal["fid_ratio"] = 1.5
+    budgets = sorted({r["kimg"] for r in rows})
+    cols = [c for c in PLOTTED if any(c in r for r in rows)]
+    fig, axes = plt.subplots(2, (len(cols) + 1) // 2, figsize=(2.6 * ((len(cols) + 1) // 2), 5.2), squeeze=False)
+    for ax, col in zip(axes.flat, cols):
+        pts = [(r["kimg"], r[col]) for r in rows if col in r]
+        ax.plot(*zip(*pts), "o", color="tab:blue", alpha=0.5)
+        means = [(k, statistics.fmean(v for kk, v in pts if kk == k)) for k in budgets if any(kk == k for kk, _ in pts)]
+        ax.plot(*zip(*means), "-", color="tab:blue")
+        if col in goal:
+            ax.axhline(goal[col], ls="--", color="tab:red", lw=1)
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [f"{k:g}" for k in budgets])
+        ax.minorticks_off()
+        ax.set_title(col, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.axis("off")
+    fig.supxlabel("kimg (images seen, thousands)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", help="run folders or snapshots")
@@ -129,11 +168,15 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also append each model's numbers as a JSON line to this file")
     p.add_argument("--progress", action="store_true", help="progress bars for the Inception passes")
     p.add_argument("--fitted", action="store_true", help="also score the fitted sampler's samples (an extra)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="also plot every measure against kimg (a budget curve: the same recipe at several lengths)")
+    p.add_argument("--from-json", action="store_true",
+                   help="MODELS are JSON-lines files of earlier --json output: table and plot only, nothing measured")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     rows = []
-    for model in a.models:
+    for model in a.models if not a.from_json else ():
         t = time.perf_counter()
         row = measure(model, a.num, not a.no_attributes, a.cache_dir, a.progress, a.fitted)
         row["seconds"] = round(time.perf_counter() - t, 1)
@@ -143,7 +186,11 @@ def main() -> None:
         if a.json:
             with open(a.json, "a") as f:
                 f.write(json.dumps(row) + "\n")
+    if a.from_json:
+        rows = [json.loads(line) for f in a.models for line in Path(f).read_text().splitlines() if line.strip()]
     print(table(rows))
+    if a.plot:
+        print(f"wrote {plot_budget(rows, a.plot)}")
     met = [name for name, ok in rows[-1]["met"].items() if ok] if len(rows) == 1 else \
         [name for name in rows[0]["met"] if all(r["met"].get(name) for r in rows)]
     print(f"targets met by every model: {', '.join(met) or 'none'}")

@@ -133,3 +133,19 @@ def test_generation_benchmark_measures_every_target(tiny_snapshot, model_cache):
     assert met["heldout_l1"] == (row["heldout_l1"] <= 0.12) and met["rank_real"] == (row["rank_real"] >= 80)
     table = gen.table([row, dict(row, model="again")])
     assert "| mean |" in table and "| target |" in table and ">= 0.5" in table
+
+
+def test_budget_plot_from_earlier_rows(tmp_path):
+    """--from-json --plot: the budget curve of rows written by earlier runs, nothing measured."""
+    rows = [{"model": f"r{k}", "kimg": k, "heldout_l1": 0.2 / (1 + k / 100), "cycle": 0.5, "precision": 0.0,
+             "met": {"heldout_l1": False}} for k in (86.0, 258.0, 258.0, 774.0)]
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generation.py"), str(jsonl), "--from-json",
+                          "--plot", str(tmp_path / "curve.png")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("| r") == 4 and "| mean |" in out.stdout and "curve.png" in out.stdout
+    from PIL import Image
+
+    with Image.open(tmp_path / "curve.png") as im:
+        assert im.width > 300 and im.height > 300
