@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pioneer.errors import PioneerError
+
 # Block output channels of the decoder per resolution (official code); the encoder mirrors it.
 CHANNEL_TABLE: dict[int, int] = {
     4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16,
@@ -27,7 +29,7 @@ RESOLUTIONS: tuple[int, ...] = tuple(CHANNEL_TABLE)
 DECODER_NORMS: tuple[str, ...] = ("sn", "pn", "eqlr", "eqlr+pn", "none")
 
 
-class ConfigError(ValueError):
+class ConfigError(PioneerError, ValueError):
     """An invalid option; the message names the option and a valid alternative."""
 
 

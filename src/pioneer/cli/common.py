@@ -24,22 +24,16 @@ def fail(message: str) -> NoReturn:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Library errors that describe bad input become one-line `Error: ...` messages; warnings
-    (e.g. a vector made with another model) are printed as plain lines."""
-    from pioneer.data import DataError
-    from pioneer.inference.align import AlignError
-    from pioneer.inference.inputs import InputError
-    from pioneer.inference.sampler import SamplerError
-    from pioneer.run.checkpoint import CheckpointError
-    from pioneer.share.export import ExportError
-    from pioneer.share.hub import HubError
+    """pioneer's own errors (PioneerError: bad input, a missing file or part) and OS errors
+    become one-line `Error: ...` messages; warnings (e.g. a vector made with another model) are
+    printed as plain lines."""
+    from pioneer.errors import PioneerError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
-        except (InputError, DataError, CheckpointError, AlignError, SamplerError, HubError,
-                ExportError) as e:
+        except PioneerError as e:
             fail(str(e))
         except OSError as e:  # an unwritable -o, a full disk: one line naming the path
             from pioneer.run.oserrors import one_line

@@ -43,11 +43,9 @@ def demo(model_path: str | None, vectors_dir: str | None, host: str, port: int, 
       pioneer demo --model runs/00000-synthetic64
       pioneer demo --model snapshot.safetensors --vectors vectors/ --port 8080
     """
-    from pioneer.inference.inputs import InputError
-    from pioneer.run.checkpoint import CheckpointError
     from pioneer.demo.server import ServeConfig, serve
     from pioneer.demo.session import DemoConfig
-    from pioneer.share.hub import HubError
+    from pioneer.errors import PioneerError
 
     if vectors_dir is not None and not Path(vectors_dir).is_dir():
         fail(f"--vectors {vectors_dir} is not a folder: give the folder of .safetensors files "
@@ -59,7 +57,7 @@ def demo(model_path: str | None, vectors_dir: str | None, host: str, port: int, 
                          demo=DemoConfig(max_pixels=int(max_megapixels * 1e6), max_file_bytes=int(max_file_mb * 2**20)))
     try:
         serve(model_path, vectors_dir, config, echo=lambda m: click.echo(m, err=True))
-    except (CheckpointError, HubError, InputError, ValueError, OSError) as e:
+    except (PioneerError, ValueError, OSError) as e:
         fail(str(e))
 
 

@@ -58,7 +58,7 @@ def evaluate(model_path: str | None, metric_names: str, data: str | None, holdou
       pioneer evaluate --model runs/00003-celebahq256 --metrics fid50k,lpips_rec,ppl,identity
       pioneer evaluate --metrics collapse,prior_fit       # the model that ships with pioneer
     """
-    from pioneer.metrics import MetricContext, MetricError, evaluate as run_metrics, format_table, list_metrics
+    from pioneer.metrics import MetricContext, evaluate as run_metrics, format_table, list_metrics
 
     if list_only:
         for name, desc in list_metrics().items():
@@ -71,12 +71,7 @@ def evaluate(model_path: str | None, metric_names: str, data: str | None, holdou
         fail(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: use {', '.join(known)}")
     snapshot = _snapshot_path(model_path)
 
-    from pioneer.inference.inputs import InputError
-    from pioneer.run.checkpoint import CheckpointError
-    from pioneer.data import DataError
-    from pioneer.metrics.inception import InceptionUnavailable
-    from pioneer.metrics.perceptual import PerceptualUnavailable
-    from pioneer.share.hub import HubError
+    from pioneer.errors import PioneerError
 
     kwargs = dict(cache_dir=cache_dir, holdout=holdout, batch_size=batch_size, num=num, seed=seed,
                   progress=not no_progress, options={"inception": inception, "perceptual": perceptual,
@@ -89,8 +84,7 @@ def evaluate(model_path: str | None, metric_names: str, data: str | None, holdou
         click.echo(f"evaluating {ctx.model.source} ({ctx.resolution}x{ctx.resolution}, {ctx.model.images_seen / 1000:g} kimg) "
                    f"on {ctx.data_spec or '(no data)'}", err=True)
         records = run_metrics(names, ctx, jsonl=out)
-    except (MetricError, InputError, CheckpointError, HubError, DataError, InceptionUnavailable,
-            PerceptualUnavailable) as e:
+    except PioneerError as e:
         fail(str(e))
     click.echo(format_table(records))
     target = out or (ctx.run_dir / "metrics.jsonl" if ctx.run_dir else None)

@@ -371,13 +371,12 @@ def _find_run(folder: Path, required: bool) -> dict[str, Any] | None:
 
 
 def _train(cfg: TrainConfig, run_dir: Path, device: Any, resume: bool, cache_dir: str | None, progress: bool) -> None:
-    from pioneer.run.checkpoint import CheckpointError
-    from pioneer.data import DataError
+    from pioneer.errors import PioneerError
     from pioneer.training.loop import train as train_loop
 
     try:
         result = train_loop(cfg, run_dir, device=device, resume=resume, cache_dir=cache_dir, progress=progress)
-    except (DataError, CheckpointError, ConfigError) as e:
+    except PioneerError as e:
         fail(str(e))
     if result.write_error:
         fail(f"checkpoints could not be written ({result.write_error}); the last good checkpoint is in {run_dir}: "

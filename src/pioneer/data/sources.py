@@ -36,6 +36,8 @@ from typing import IO, Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image, ImageOps
 
+from pioneer.errors import PioneerError
+
 # File name extensions treated as images by folder and zip sources (compared lower-case).
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif",
@@ -50,7 +52,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class DataError(ValueError):
+class DataError(PioneerError, ValueError):
     """The data cannot be used as given; the one-line message says what to do instead."""
 
 

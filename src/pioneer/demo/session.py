@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from pioneer.errors import PioneerError
 from pioneer.inference import latent
 from pioneer.inference.facade import Pioneer
 from pioneer.inference.inputs import InputError
@@ -30,7 +31,7 @@ from pioneer.images import make_grid, to_pil
 from pioneer.inference.latent import AttributeVector
 
 
-class DemoError(ValueError):
+class DemoError(PioneerError, ValueError):
     """Bad input, described for the person at the page (shown there, never as a traceback)."""
 
 

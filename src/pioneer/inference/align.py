@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from pioneer.errors import PioneerError
 from pioneer.data.sources import DECODE_ERRORS, ImageError, to_rgb
 
 LANDMARKS_MODEL = "shape_predictor_68_face_landmarks.dat"
 INSTALL_HINT = "pip install dlib-bin face-recognition-models (or pip install 'pioneer[align]')"
 
 
-class AlignError(RuntimeError):
+class AlignError(PioneerError, RuntimeError):
     """Alignment cannot run: dlib or its landmark model is not installed."""
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from pioneer.errors import PioneerError
 from pioneer.data.sources import decode_image, square_resize, to_rgb  # the training data's decoding
 from pioneer.images import to_float, to_uint8
 
@@ -24,7 +25,7 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 Images = Union[ImageInput, Sequence[ImageInput]]
 
 
-class InputError(ValueError):
+class InputError(PioneerError, ValueError):
     """An input that cannot be used as an image or a code; the message names it."""
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from pioneer.errors import PioneerError
+
 if TYPE_CHECKING:
     from pioneer.inference.facade import Pioneer
 
@@ -24,7 +26,7 @@ SAMPLERS: tuple[str, ...] = ("prior", "fitted")
 FIT_NUM = 2000          # training images encoded for the fit: 128-d covariance from 15 codes per dimension
 
 
-class SamplerError(ValueError):
+class SamplerError(PioneerError, ValueError):
     """A sampler that cannot be built as asked; the message says what to change."""
 
 

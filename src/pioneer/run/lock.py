@@ -24,10 +24,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pioneer.errors import PioneerError
+
 LOCK_FILE = ".lock"
 
 
-class RunLockError(RuntimeError):
+class RunLockError(PioneerError, RuntimeError):
     """The run folder is in use by another process (the message names it and the fix)."""
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pioneer.errors import PioneerError
 from pioneer.atomic import atomic_write_text
 from pioneer.share.hub import plain_copy
 
@@ -43,7 +44,7 @@ EXAMPLE_BATCH = 2         # traced with 2: torch.export specialises a batch of 1
 VERIFY_BATCH = 5          # verified with another batch size, so a fixed batch would fail
 
 
-class ExportError(RuntimeError):
+class ExportError(PioneerError, RuntimeError):
     """An export that failed or does not match PyTorch; the message says which network and why."""
 
 

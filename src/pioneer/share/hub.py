@@ -33,6 +33,7 @@ import torch
 from safetensors.torch import save as st_save
 from torch import nn
 
+from pioneer.errors import PioneerError
 from pioneer.atomic import atomic_write, atomic_write_text
 from pioneer.run.checkpoint import CheckpointError, prefixed_tensors, read_safetensors
 from pioneer.config import ModelConfig
@@ -57,7 +58,7 @@ _DOWNLOAD_PATTERNS = [CONFIG_NAME, WEIGHTS_NAME, f"{VECTOR_DIR}/*.safetensors"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class HubError(RuntimeError):
+class HubError(PioneerError, RuntimeError):
     """A Hub repo that cannot be fetched or an upload that cannot be made; the message says why."""
 
 
