@@ -3,7 +3,6 @@ go to RUN/metrics.jsonl, and printed as a table."""
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from pioneer.text import fmt
 from pioneer.errors import PioneerError
 from pioneer.run.files import METRICS
 from pioneer.run.jsonl import append_jsonl
@@ -110,12 +110,6 @@ def evaluate_during_training(names: Sequence[str], encoder: torch.nn.Module, dec
     return evaluate(names, ctx)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
-
-
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """Plain-text table: metric, headline value, details, seconds."""
     rows = [("metric", "value", "details", "seconds")]
@@ -124,8 +118,8 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         name = rec["metric"]
         value = res.pop(name, None)
         secs = res.pop("seconds", "")
-        details = ", ".join(f"{k}={_fmt(v)}" for k, v in res.items() if not isinstance(v, (dict, list)))
-        rows.append((name, _fmt(value), details, _fmt(secs)))
+        details = ", ".join(f"{k}={fmt(v)}" for k, v in res.items() if not isinstance(v, (dict, list)))
+        rows.append((name, fmt(value), details, fmt(secs)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
     lines.insert(1, "-" * len(lines[0]))

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pioneer.text import fmt
 from pioneer.run.files import KL_PLOT, RunFolder
 from pioneer.run.jsonl import read_jsonl
 from pioneer.run.plots import plot_kl
@@ -24,24 +25,20 @@ def latest_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
 def _collapse_table(res: dict[str, Any]) -> list[str]:
     """The `collapse` metric as a table: each number next to what it is compared with."""
     rows = [
-        ("held-out L1 of G(E(x))", res.get("heldout_l1"), f"mean face: {_fmt(res.get('mean_face_l1'))}"),
-        ("effective rank of E(x)", res.get("rank_real"), f"random unit codes: {_fmt(res.get('rank_random'))}"),
-        ("effective rank of E(G(z))", res.get("rank_fake"), f"random unit codes: {_fmt(res.get('rank_random'))}"),
-        ("code variance of E(x)", res.get("var_real"), f"isotropic: {_fmt(res.get('var_isotropic'))}"),
-        ("code variance of E(G(z))", res.get("var_fake"), f"isotropic: {_fmt(res.get('var_isotropic'))}"),
+        ("held-out L1 of G(E(x))", res.get("heldout_l1"), f"mean face: {fmt(res.get('mean_face_l1'))}"),
+        ("effective rank of E(x)", res.get("rank_real"), f"random unit codes: {fmt(res.get('rank_random'))}"),
+        ("effective rank of E(G(z))", res.get("rank_fake"), f"random unit codes: {fmt(res.get('rank_random'))}"),
+        ("code variance of E(x)", res.get("var_real"), f"isotropic: {fmt(res.get('var_isotropic'))}"),
+        ("code variance of E(G(z))", res.get("var_fake"), f"isotropic: {fmt(res.get('var_isotropic'))}"),
         ("latent cycle 1 - cos(z, E(G(z)))", res.get("cycle"), "perfect: 0, dead: about 1"),
     ]
     lines = ["", f"Collapse check on {res.get('num', '?')} held-out faces and prior codes "
-             f"(rank ratio {_fmt(res.get('collapse'))}; near 0 = collapsed).", "",
+             f"(rank ratio {fmt(res.get('collapse'))}; near 0 = collapsed).", "",
              "| signal | value | compare with |", "|---|---|---|"]
-    return lines + [f"| {name} | {_fmt(v)} | {ref} |" for name, v, ref in rows if v is not None]
+    return lines + [f"| {name} | {fmt(v)} | {ref} |" for name, v, ref in rows if v is not None]
 
 
 def _collapse_signals(stats: list[dict[str, Any]]) -> list[str]:
@@ -51,9 +48,9 @@ def _collapse_signals(stats: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["", "### Collapse signals", "",
              f"Last record ({last['images_seen'] / 1000:g} kimg, phase {last.get('phase', '?')}, batch "
-             f"{last.get('batch', '?')}): effective rank of real codes {_fmt(last['rank_real'])}, of generated codes "
-             f"{_fmt(last.get('rank_fake'))}; code variance {_fmt(last.get('var_real'))} / {_fmt(last.get('var_fake'))}; "
-             f"latent cycle 1 - cos {_fmt(last.get('cycle'))}."]
+             f"{last.get('batch', '?')}): effective rank of real codes {fmt(last['rank_real'])}, of generated codes "
+             f"{fmt(last.get('rank_fake'))}; code variance {fmt(last.get('var_real'))} / {fmt(last.get('var_fake'))}; "
+             f"latent cycle 1 - cos {fmt(last.get('cycle'))}."]
     shares = next((r for r in reversed(stats) if any(k.startswith("gshare_") for k in r)), None)
     if shares is not None:
         for net in ("E", "G"):
@@ -115,8 +112,8 @@ def write_report(run_dir: str | Path, model: "Pioneer | None" = None, data: "Dat
         for name, r in sorted(latest.items()):
             res = dict(r["results"])
             value = res.pop(name, None)
-            details = ", ".join(f"{k}={_fmt(v)}" for k, v in res.items() if not isinstance(v, (dict, list)))
-            lines.append(f"| {name} | {_fmt(value)} | {_fmt(r.get('kimg'))} | {details} |")
+            details = ", ".join(f"{k}={fmt(v)}" for k, v in res.items() if not isinstance(v, (dict, list)))
+            lines.append(f"| {name} | {fmt(value)} | {fmt(r.get('kimg'))} | {details} |")
         per = latest.get("attr_edit", {}).get("results", {}).get("per_attribute")
         if per:
             lines += ["", "Attribute edits (synthetic faces): share of edits that gain the attribute, share of the "

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pioneer.text import fmt
 from pioneer.atomic import atomic_write_text
 
 if TYPE_CHECKING:
@@ -69,12 +70,6 @@ def _heldout(model: "Pioneer", record: dict[str, Any], data: str | None, cache_d
     return (split, "") if len(split.test) else (None, f"No reconstruction grid: {spec} has no held-out images.")
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
 def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], images: list[tuple[str, str]],
                record: dict[str, Any], *, repo_id: str | None = None, note: str = "") -> str:
     """The card's markdown. config: the folder's config.json; metrics: the latest record of each
@@ -110,9 +105,9 @@ def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], image
                   "| metric | value | at kimg | samples | also |", "|---|---|---|---|---|"]
         for metric, rec in sorted(metrics.items()):
             res = rec.get("results", {})
-            also = ", ".join(f"{k} {_fmt(v)}" for k, v in res.items()
+            also = ", ".join(f"{k} {fmt(v)}" for k, v in res.items()
                              if k not in (metric, "num", "seconds") and isinstance(v, (int, float)))
-            lines.append(f"| {metric} | {_fmt(res.get(metric))} | {_fmt(rec.get('kimg'))} | {_fmt(res.get('num'))} "
+            lines.append(f"| {metric} | {fmt(res.get(metric))} | {fmt(rec.get('kimg'))} | {fmt(res.get('num'))} "
                          f"| {also} |")
     else:
         lines.append("No metrics were recorded for this run (`pioneer evaluate --model RUN` adds them).")
@@ -148,14 +143,14 @@ def _training(config: dict[str, Any], record: dict[str, Any]) -> list[str]:
         ("held-out split", trained.get("holdout") or "the data set's own split"),
         ("images seen", f"{config['images_seen']:,}"),
         ("resolution (level, alpha)", f"{config['resolution']}x{config['resolution']} ({config['level']}, {config['alpha']:g})"),
-        ("model", ", ".join(f"{k}={_fmt(v)}" for k, v in mc.items())),
+        ("model", ", ".join(f"{k}={fmt(v)}" for k, v in mc.items())),
         ("seed", options.get("seed")),
         ("total schedule", f"{options['schedule']['total_kimg']:g} kimg"
          if isinstance(options.get("schedule"), dict) and "total_kimg" in options["schedule"] else None),
         ("command", f"`pioneer {' '.join(command[1:])}`" if (command := record.get("options", {}).get("command")) else None),
         ("training time (last session)", f"{summary['seconds_this_session'] / 60:.1f} min"
          if isinstance(summary.get("seconds_this_session"), (int, float)) else None),
-        ("held-out L1 at the end", _fmt(summary.get("heldout_l1")) if summary.get("heldout_l1") is not None else None),
+        ("held-out L1 at the end", fmt(summary.get("heldout_l1")) if summary.get("heldout_l1") is not None else None),
     ]
     lines = ["## Training", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows if v not in (None, "")]
