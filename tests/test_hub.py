@@ -315,6 +315,23 @@ def test_publish_command(run_dir, model_cache, tmp_path, monkeypatch):
     assert Pioneer.from_pretrained(tmp_path / "again").vectors.keys() == {"Smiling"}
 
 
+def test_publish_gives_a_synthetic_faces_model_its_attribute_vectors(tiny_snapshot, model_cache, tmp_path):
+    from pioneer.inference.selection import synthetic_vectors
+
+    model = Pioneer.load(tiny_snapshot, device="cpu")
+    want = {v.attribute: v.vector for v in synthetic_vectors(model, model.extra["data"])}
+    r = run("publish", "--model", tiny_snapshot.parent, "-o", tmp_path / "p", "--cache-dir", model_cache, "--no-progress")
+    assert r.exit_code == 0, r.output
+    got = Pioneer.from_pretrained(tmp_path / "p").vectors
+    assert len(want) >= 5 and got.keys() == want.keys()
+    for name, v in got.items():
+        torch.testing.assert_close(v.vector, want[name])
+        assert v.model == model.fingerprint
+    r = run("publish", "--model", tiny_snapshot.parent, "-o", tmp_path / "q", "--no-synthetic-vectors",
+            "--cache-dir", model_cache, "--no-progress")
+    assert r.exit_code == 0 and Pioneer.from_pretrained(tmp_path / "q").vectors == {}, r.output
+
+
 def test_publish_command_errors(run_dir, tmp_path):
     _one_line_error(run("publish", "--model", tmp_path / "nope", "-o", tmp_path / "o"), "nope does not exist")
     taken = tmp_path / "taken"

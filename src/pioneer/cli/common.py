@@ -55,4 +55,9 @@ def load_model(model_path: str | None, device: str) -> "Pioneer":
     """--model and --device -> Pioneer (None: the shipped model); call inside user_errors()."""
     from pioneer.share.models import open_model
 
-    return open_model(model_path, device=None if device == "auto" else device)
+    model = open_model(model_path, device=None if device == "auto" else device)
+    if model_path is None:
+        click.echo(f"model: the one that ships with pioneer ({model.resolution}x{model.resolution}, "
+                   f"{model.images_seen / 1000:g} kimg of {model.extra.get('data') or 'unknown data'}); "
+                   "--model picks another", err=True)
+    return model

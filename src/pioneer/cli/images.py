@@ -225,6 +225,7 @@ def sample(model_path: str | None, device: str, batch_size: int, num: int, seed:
 
     \b
     Examples:
+      pioneer sample -n 64 -o samples.png                  # the model that ships with pioneer
       pioneer sample --model runs/00000-synthetic64/snapshot.safetensors -n 64 -o samples.png
       pioneer sample --model snapshot.safetensors -n 1000 --seed 1 -o samples/
       pioneer sample --model runs/00000-synthetic64/snapshot.safetensors --sampler fitted -n 64 -o fitted.png

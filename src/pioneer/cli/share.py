@@ -23,12 +23,15 @@ from pioneer.cli.common import fail, load_model, model_option, user_errors
 @click.option("--vector", "vectors", multiple=True, type=click.Path(dir_okay=False),
               help="Attribute vector file to include (repeatable). Vectors of this model found in the run "
                    "folder (RUN/*.safetensors, RUN/vectors/) are included anyway.")
+@click.option("--no-synthetic-vectors", is_flag=True,
+              help="Without vectors of its own, a model trained on the synthetic faces gets one per attribute "
+                   "from their labels (as `pioneer attributes --synthetic`); this leaves them out.")
 @click.option("--data", help="Data set whose held-out images the card reconstructs (default: the run's).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Data pyramids (default ~/.cache/pioneer).")
 @click.option("--device", default="auto", show_default=True, help='"auto", "cpu", "cuda" or "cuda:N".')
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def publish(model_path: str, out: str, repo_id: str | None, private: bool, vectors: tuple[str, ...], data: str | None,
-            cache_dir: str | None, device: str, no_progress: bool) -> None:
+def publish(model_path: str, out: str, repo_id: str | None, private: bool, vectors: tuple[str, ...],
+            no_synthetic_vectors: bool, data: str | None, cache_dir: str | None, device: str, no_progress: bool) -> None:
     """Write a trained model as a Hugging Face Hub model folder: config.json, model.safetensors
     (spectral norm folded into plain weights), attribute vectors, and a model card (README.md)
     with the training options, images seen, the latest metrics, a sample grid and a
@@ -39,6 +42,7 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
       pioneer publish --model runs/00000-synthetic64 -o published/
       pioneer publish --model runs/00000-synthetic64 -o published/ --push me/pioneer-faces64
     """
+    from pioneer.inference.selection import synthetic_vectors, trained_on_synthetic
     from pioneer.share import hub
 
     run = Path(model_path)
@@ -50,6 +54,10 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
         run_dir = hub.run_of_model(model)
         found = hub.vector_files(run_dir, model.fingerprint) if run_dir is not None else []
         files = [*dict.fromkeys([*map(Path, vectors), *found]), *model.vectors.values()]   # no repeats
+        if not files and not no_synthetic_vectors and (spec := trained_on_synthetic(model)) is not None:
+            files = synthetic_vectors(model, spec)         # what the demo would compute at every start
+            click.echo(f"attribute vectors from the synthetic faces' labels: {', '.join(v.attribute for v in files)}",
+                       err=True)
         click.echo(f"publishing {snapshot} ({model.resolution}x{model.resolution}, {model.images_seen / 1000:g} kimg"
                    f"{f', attribute vectors: {len(files)}' if files else ''})", err=True)
         folder = hub.save_pretrained(model, out, run_dir=run_dir or False, vectors=files, data=data,

@@ -1,15 +1,21 @@
 """Where attribute vectors get their images: which images have an attribute and which do not.
-Each function returns (with, without), at most `count` of each, in file / index order."""
+Each *_images function returns (with, without), at most `count` of each, in file / index order;
+synthetic_vectors makes every attribute's vector of the synthetic faces at once."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from pioneer.inference.inputs import InputError
+
+if TYPE_CHECKING:
+    from pioneer.inference.facade import Pioneer
+    from pioneer.inference.latent import AttributeVector
 
 
 def _find_image(folder: Path, key: str) -> Path | None:
@@ -92,3 +98,38 @@ def _check_groups(groups: tuple[list[Any], list[Any]], attribute: str, where: st
     for group, what in zip(groups, ("with", "without")):
         if not group:
             raise InputError(f"no images {what} attribute {attribute!r} found in {where}")
+
+
+def trained_on_synthetic(model: "Pioneer") -> str | None:
+    """The synthetic data spec the model was trained on ("synthetic" or "synthetic:N"), else None."""
+    data = str(model.extra.get("data") or "")
+    return data if data.startswith("synthetic") else None
+
+
+@torch.inference_mode()
+def synthetic_vectors(model: "Pioneer", data: str = "synthetic", count: int = 64, pool: int = 512,
+                      batch_size: int = 64) -> list["AttributeVector"]:
+    """One vector per attribute of the synthetic faces: mean code of the first `count` training
+    faces with it minus that of the first `count` without, searched among the first `pool`
+    training faces. The same faces `pioneer attributes --synthetic --count N` takes whenever the
+    pool holds `count` of each, but every face is encoded once for all attributes."""
+    from pioneer.data import open_source
+    from pioneer.data.faces import ATTRIBUTES, SyntheticFaces
+    from pioneer.inference.latent import AttributeVector, mean_difference
+
+    faces = open_source(data)
+    if not isinstance(faces, SyntheticFaces):
+        raise ValueError(f"data {data!r} is not the synthetic faces")
+    indices = faces.train_indices[:pool]
+    labels = torch.as_tensor(faces.labels(indices)).bool()                              # (P, A)
+    images = [faces.load(int(i), model.resolution) for i in indices]
+    codes = model.encode(images, batch_size=batch_size)                                 # (P, D)
+    vectors = []
+    for col, name in enumerate(ATTRIBUTES):
+        with_, without = labels[:, col].nonzero()[:count, 0], (~labels[:, col]).nonzero()[:count, 0]
+        if len(with_) == 0 or len(without) == 0:
+            continue                    # a tiny data set may lack an attribute altogether
+        vectors.append(AttributeVector(mean_difference(codes[with_], codes[without]), name, len(with_), len(without),
+                                       model=model.fingerprint, snapshot=model.source,
+                                       source=f"synthetic faces ({data}), training split"))
+    return vectors
