@@ -130,6 +130,23 @@ def test_model_card(run_dir, published):
     with Image.open(published / "reconstructions.png") as img:          # held-out pairs, 8 tiles per row
         assert img.size[0] == 2 + 8 * 66 and img.size[1] > 2 and (img.size[1] - 2) % 66 == 0
     assert "**held-out inputs and reconstructions (pairs)**" in card
+    assert "\nlicense: mit\n" in card and "# Balanced PIONEER, 16x16, trained on synthetic:64\n" in card
+    assert "## Intended use and limits" in card and "real photos of faces come back as synthetic faces" in card
+    assert "@inproceedings{heljakka2020balanced" in card
+
+
+def test_model_card_states_limits_against_the_measured_numbers(published):
+    from pioneer.share.card import model_card
+
+    config = json.loads((published / "config.json").read_text())
+    metrics = {"collapse": {"results": {"collapse": 0.3, "heldout_l1": 0.1234, "mean_face_l1": 0.339}, "kimg": 1.0},
+               "pr1k": {"results": {"pr1k": 0.02, "precision": 0.02, "recall": 0.01}, "kimg": 1.0}}
+    card = model_card(config, metrics, [], {})
+    assert "held-out L1 0.1234 (images in [-1, 1]); the per-pixel mean of the same images scores 0.339" in card
+    assert "precision 0.02, recall 0.01 against training images" in card
+    assert "| collapse | 0.3 | 1 |  | heldout_l1 0.1234, mean_face_l1 0.339 |" in card
+    other = model_card(dict(config, trained_on={"data": "photos/"}), {}, [], {})
+    assert "images unlike the training data reconstruct poorly" in other and "held-out L1" not in other
 
 
 def test_save_refuses_a_folder_of_other_files(tiny_snapshot, tmp_path):

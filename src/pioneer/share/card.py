@@ -19,8 +19,15 @@ if TYPE_CHECKING:
     from pioneer.data import DataSplit
 
 CARD_NAME = "README.md"
+CITATION = """@inproceedings{heljakka2020balanced,
+  title     = {Towards Photographic Image Manipulation with Balanced Growing of Generative Autoencoders},
+  author    = {Heljakka, Ari and Solin, Arno and Kannala, Juho},
+  booktitle = {IEEE Winter Conference on Applications of Computer Vision (WACV)},
+  year      = {2020}
+}"""
 FRONT_MATTER = """---
 library_name: pioneer
+license: mit
 tags:
 - pioneer
 - generative-autoencoder
@@ -77,15 +84,18 @@ def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], image
     mc = config["model_config"]
     trained = config.get("trained_on", {})
     r, kimg = config["resolution"], config["images_seen"] / 1000
-    name = repo_id or record.get("run") or "pioneer model"
+    data = trained.get("data") or "unknown data"
+    name = repo_id or f"Balanced PIONEER, {r}x{r}, trained on {data}"
     where = repo_id or "PATH_OR_REPO_ID"
     kind = ("A Balanced PIONEER generative autoencoder (spectral norm in both networks)" if mc.get("decoder_norm") == "sn"
             else f"A PIONEER generative autoencoder (decoder normalisation {mc.get('decoder_norm')!r})")
     lines = [FRONT_MATTER, f"# {name}", "",
              f"{kind}, grown progressively and made with pioneer: it encodes {r}x{r} RGB images into "
              f"{config['latent_dim']}-d codes on the unit sphere, decodes codes into images, and so reconstructs, "
-             f"samples, interpolates and edits images in its code space. Trained on `{trained.get('data') or 'unknown data'}` "
-             f"for {kimg:g} kimg ({config['images_seen']:,} images seen).", "",
+             f"samples, interpolates and edits images in its code space. Trained on `{data}` "
+             f"for {kimg:g} kimg ({config['images_seen']:,} images seen).", ""]
+    lines += _use_and_limits(data, r, metrics)
+    lines += [
              "## Use", "", "```python", "from pioneer import Pioneer  # pip install 'pioneer[hub]'", "",
              f'm = Pioneer.from_pretrained("{where}")', 'z = m.encode(["a.png", "b.png"])      # (2, D) codes',
              f"x = m.decode(z)                         # (2, 3, {r}, {r}) images in [-1, 1]",
@@ -123,6 +133,8 @@ def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], image
                   "| attribute | file |", "|---|---|"]
         lines += [f"| {a} | `{f}` |" for a, f in config["attribute_vectors"].items()]
         lines.append("")
+    lines += ["## License and citation", "",
+              "MIT, as pioneer. The method is the paper's; please cite it:", "", "```bibtex", CITATION, "```", ""]
     lines += ["## Files", "",
               "| file | what |", "|---|---|",
               "| `config.json` | model configuration, level and alpha, images seen, what it was trained on, the run's options |",
@@ -131,6 +143,30 @@ def model_card(config: dict[str, Any], metrics: dict[str, dict[str, Any]], image
         lines.append("| `vectors/*.safetensors` | attribute vectors |")
     lines += [f"| `{file}` | {caption} |" for caption, file in images]
     return "\n".join(lines) + "\n"
+
+
+def _use_and_limits(data: str, r: int, metrics: dict[str, dict[str, Any]]) -> list[str]:
+    """What the model is for, what it is not for, and how good it is, one line each."""
+    synthetic = data.startswith("synthetic")
+    domain = "the built-in synthetic faces (drawn heads, not photographs)" if synthetic else f"`{data}`"
+    lines = ["## Intended use and limits", "",
+             f"- For research and trying things out: encode, reconstruct, sample, interpolate and edit "
+             f"{r}x{r} images like its training data, {domain}.",
+             "- Out of its domain it does not work: " + (
+                 "real photos of faces come back as synthetic faces, and edits made with its vectors do not "
+                 "transfer to them." if synthetic else "images unlike the training data reconstruct poorly."),
+             "- Not for identifying people, or for any decision about a person."]
+    res = metrics.get("collapse", {}).get("results", {})
+    if isinstance(res.get("heldout_l1"), (int, float)) and isinstance(res.get("mean_face_l1"), (int, float)):
+        lines.append(f"- Reconstruction: held-out L1 {fmt(res['heldout_l1'])} (images in [-1, 1]); the per-pixel "
+                     f"mean of the same images scores {fmt(res['mean_face_l1'])}, what a model that ignores its "
+                     "input would reach.")
+    pr = metrics.get("pr1k", {}).get("results", {})
+    if isinstance(pr.get("precision"), (int, float)):
+        lines.append(f"- Samples from the prior: precision {fmt(pr['precision'])}, recall {fmt(pr.get('recall'))} "
+                     "against training images (Kynkaanniemi et al. 2019; 1 = every sample lies among training "
+                     "images); near 0, the samples are blurred or off the data.")
+    return lines + [""]
 
 
 def _training(config: dict[str, Any], record: dict[str, Any]) -> list[str]:
