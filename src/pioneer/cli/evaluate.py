@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pioneer.cli.common import fail, load_model, model_option
-from pioneer.run.files import SNAPSHOT
+from pioneer.run.files import METRICS, PRETRAINED_CONFIG, SNAPSHOT
 
 
 def _snapshot_path(model: str | None) -> Path | None:
@@ -16,7 +16,7 @@ def _snapshot_path(model: str | None) -> Path | None:
     if model is None:
         return None
     p = Path(model)
-    if p.is_dir() and (p / SNAPSHOT).is_file() and not (p / "config.json").is_file():
+    if p.is_dir() and (p / SNAPSHOT).is_file() and not (p / PRETRAINED_CONFIG).is_file():
         return p / SNAPSHOT
     return p if p.is_file() else None
 
@@ -87,7 +87,7 @@ def evaluate(model_path: str | None, metric_names: str, data: str | None, holdou
     except PioneerError as e:
         fail(str(e))
     click.echo(format_table(records))
-    target = out or (ctx.run_dir / "metrics.jsonl" if ctx.run_dir else None)
+    target = out or (ctx.run_dir / METRICS if ctx.run_dir else None)
     if target:
         click.echo(f"appended to {target}", err=True)
     if report and ctx.run_dir is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from pioneer.cli.common import fail, load_model, model_option, user_errors
+from pioneer.run.files import SNAPSHOT
 
 
 @click.command()
@@ -49,7 +50,7 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
     if not run.exists():
         fail(f"--model {model_path} does not exist: pass a run folder or its snapshot.safetensors")
     with user_errors():
-        snapshot = run / "snapshot.safetensors" if run.is_dir() and not (run / hub.CONFIG_NAME).is_file() else run
+        snapshot = run / SNAPSHOT if run.is_dir() and not (run / hub.CONFIG_NAME).is_file() else run
         model = load_model(str(snapshot), device)
         run_dir = hub.run_of_model(model)
         found = hub.vector_files(run_dir, model.fingerprint) if run_dir is not None else []

@@ -37,6 +37,7 @@ KL_PLOT = "kl.png"
 TENSORBOARD = "tensorboard"
 GRIDS = "grids"
 SNAPSHOTS = "snapshots"
+PRETRAINED_CONFIG = "config.json"     # what makes a folder a pretrained folder (share.hub)
 CACHE_ENV = "PIONEER_CACHE"
 
 

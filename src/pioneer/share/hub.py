@@ -37,7 +37,7 @@ from pioneer.errors import PioneerError
 from pioneer.atomic import atomic_write, atomic_write_text
 from pioneer.run.checkpoint import CheckpointError, prefixed_tensors, read_safetensors
 from pioneer.config import ModelConfig
-from pioneer.run.files import OPTIONS, SUMMARY
+from pioneer.run.files import OPTIONS, PRETRAINED_CONFIG, SNAPSHOT, SUMMARY
 from pioneer.inference.latent import AttributeVector
 from pioneer.share.card import CARD_NAME
 
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 PRETRAINED_FORMAT = "pioneer-pretrained"
 PRETRAINED_VERSION = 1
-CONFIG_NAME = "config.json"
+CONFIG_NAME = PRETRAINED_CONFIG
 WEIGHTS_NAME = "model.safetensors"
 VECTOR_DIR = "vectors"
 SAMPLES_NAME = "samples.png"
@@ -294,7 +294,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not path.is_file():
         hint = ("a run folder: load RUN/snapshot.safetensors with Pioneer.load, or make a pretrained folder "
-                "with `pioneer publish`") if (folder / "snapshot.safetensors").is_file() else "not a pretrained folder"
+                "with `pioneer publish`") if (folder / SNAPSHOT).is_file() else "not a pretrained folder"
         raise CheckpointError(f"{folder} has no {CONFIG_NAME}: it is {hint}")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pioneer.run.files import PRETRAINED_CONFIG, SNAPSHOT
+
 if TYPE_CHECKING:  # torch waits until a model is opened, so that `pioneer --help` stays fast
     import torch
 
@@ -22,14 +24,13 @@ if TYPE_CHECKING:  # torch waits until a model is opened, so that `pioneer --hel
 
 # Inside the package, so that a wheel carries it too (pyproject.toml: package-data).
 BUNDLED = Path(__file__).resolve().parents[1] / "pretrained" / "synthetic64"
-SNAPSHOT_NAME = "snapshot.safetensors"
 
 
 def bundled_model() -> Path:
     """The shipped pretrained folder; CheckpointError when this install lacks it."""
     from pioneer.run.checkpoint import CheckpointError
 
-    if not (BUNDLED / "config.json").is_file():
+    if not (BUNDLED / PRETRAINED_CONFIG).is_file():
         raise CheckpointError(f"the model that ships with pioneer is missing from this install ({BUNDLED}): "
                               "reinstall pioneer, or pass --model")
     return BUNDLED
@@ -42,18 +43,17 @@ def open_model(spec: str | os.PathLike | None = None, device: torch.device | str
     Hub repo ids (see Pioneer.from_pretrained)."""
     from pioneer.inference.facade import Pioneer
     from pioneer.run.checkpoint import CheckpointError
-    from pioneer.share.hub import CONFIG_NAME
 
     if spec is None:
         return Pioneer.from_pretrained(bundled_model(), device=device, channels_last=channels_last)
     path = Path(spec).expanduser()
-    if path.is_dir() and (path / CONFIG_NAME).is_file():
+    if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
         return Pioneer.from_pretrained(path, device=device, channels_last=channels_last, **hub)
     if path.is_dir():
-        if not (path / SNAPSHOT_NAME).is_file():
-            raise CheckpointError(f"{path} has neither {SNAPSHOT_NAME} nor {CONFIG_NAME}: pass a run folder, "
+        if not (path / SNAPSHOT).is_file():
+            raise CheckpointError(f"{path} has neither {SNAPSHOT} nor {PRETRAINED_CONFIG}: pass a run folder, "
                                   "a snapshot or a pretrained folder")
-        return Pioneer.load(path / SNAPSHOT_NAME, device=device, channels_last=channels_last)
+        return Pioneer.load(path / SNAPSHOT, device=device, channels_last=channels_last)
     if path.exists():
         return Pioneer.load(path, device=device, channels_last=channels_last)
     # A Hub repo id, or a one-line error naming the missing path.
