@@ -94,3 +94,49 @@ def test_demo_session_takes_the_vectors_a_pretrained_folder_ships(tiny_snapshot,
     session = make_session(folder, None, ServeConfig(device="cpu"), echo=said.append)
     assert session.vector_names == ["Shipped"]
     assert any("attribute vectors from the pretrained folder: Shipped" in line for line in said), said
+
+
+# ------------------------------------------------------------------------------------------------
+# The shipped model itself
+
+
+def _bundled_config() -> dict:
+    return json.loads((models.bundled_model() / "config.json").read_text(encoding="utf-8"))
+
+
+def test_the_bundled_model_is_complete_and_packaged():
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    folder = models.bundled_model()
+    m = open_model(device="cpu")
+    config = _bundled_config()
+    assert (m.resolution, m.latent_dim, m.images_seen) == (config["resolution"], config["latent_dim"],
+                                                          config["images_seen"])
+    assert m.vectors and all(v.model == m.fingerprint for v in m.vectors.values())
+    assert {"collapse", "prior_fit"} <= set(config["metrics"])
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert f"{config['metrics']['collapse']['results']['heldout_l1']:.4g}" in card
+    # Every file of the folder is in the wheel (pyproject's package-data), not only in a checkout.
+    patterns = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["pioneer"]
+    package = Path(models.__file__).parents[1]
+    for path in folder.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(package).as_posix()
+            assert any(fnmatch.fnmatch(rel, p) and rel.count("/") == p.count("/") for p in patterns), rel
+
+
+@pytest.mark.slow
+def test_the_bundled_model_still_scores_what_its_card_says(model_cache):
+    """Computed again on the same held-out faces and prior codes: a change to the networks,
+    the loader or the data that moves these numbers is caught here."""
+    from pioneer.metrics import MetricContext, compute
+
+    recorded = _bundled_config()["metrics"]["collapse"]
+    ctx = MetricContext.from_model(open_model(device="cpu"), cache_dir=model_cache, seed=recorded["seed"],
+                                   num=recorded["num"])
+    got, want = compute("collapse", ctx), recorded["results"]
+    assert got["num"] == want["num"]
+    for key, tol in (("heldout_l1", 2e-3), ("mean_face_l1", 1e-4), ("cycle", 5e-3), ("rank_real", 0.5)):
+        assert abs(got[key] - want[key]) <= tol, (key, got[key], want[key])
