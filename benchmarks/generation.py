@@ -188,6 +188,7 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
     if a.from_json:
         rows = [json.loads(line) for f in a.models for line in Path(f).read_text().splitlines() if line.strip()]
+        rows = [dict(r, met=r.get("met") or verdicts(r)) for r in rows]
     print(table(rows))
     if a.plot:
         print(f"wrote {plot_budget(rows, a.plot)}")
