@@ -6,8 +6,9 @@
     x = m.sample(16, seed=0)                  # (16, 3, r, r) in [-1, 1]
 
 `weights` is a pretrained folder (`pioneer publish`), a Hugging Face Hub repo id of one, a run
-folder or a snapshot file; without it, the small model that ships with pioneer. The package is imported from this checkout's src/ folder, so the
-repository need not be installed; its dependencies must be.
+folder or a snapshot file; without it, the small model that ships with pioneer. The package
+is imported from this checkout's src/ folder, so the repository need not be installed; its
+dependencies must be.
 """
 
 import sys

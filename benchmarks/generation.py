@@ -133,7 +133,6 @@ def plot_budget(rows: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     goal = {name: t for name, _, t in TARGETS}
-    goal["fid_ratio"] = 1.5
     budgets = sorted({r["kimg"] for r in rows})
     cols = [c for c in PLOTTED if any(c in r for r in rows)]
     fig, axes = plt.subplots(2, (len(cols) + 1) // 2, figsize=(2.6 * ((len(cols) + 1) // 2), 5.2), squeeze=False)

@@ -1,24 +1,11 @@
-"""`pioneer evaluate`: run named metrics on a snapshot, append them to RUN/metrics.jsonl, print a table."""
+"""`pioneer evaluate`: run named metrics on a model, append them to RUN/metrics.jsonl (or --out), print a table."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import click
 
 from pioneer.cli.common import fail, load_model, model_option
-from pioneer.run.files import METRICS, PRETRAINED_CONFIG, SNAPSHOT
-
-
-def _snapshot_path(model: str | None) -> Path | None:
-    """The snapshot of a run folder or a snapshot file (their run's metrics.jsonl is written);
-    None for every other spec (a pretrained folder, a Hub id, the shipped model)."""
-    if model is None:
-        return None
-    p = Path(model)
-    if p.is_dir() and (p / SNAPSHOT).is_file() and not (p / PRETRAINED_CONFIG).is_file():
-        return p / SNAPSHOT
-    return p if p.is_file() else None
+from pioneer.run.files import METRICS
 
 
 @click.command()
@@ -69,7 +56,6 @@ def evaluate(model_path: str | None, metric_names: str, data: str | None, holdou
     unknown = [n for n in names if n not in known]
     if not names or unknown:
         fail(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: use {', '.join(known)}")
-    snapshot = _snapshot_path(model_path)
 
     from pioneer.errors import PioneerError
 
@@ -77,10 +63,7 @@ def evaluate(model_path: str | None, metric_names: str, data: str | None, holdou
                   progress=not no_progress, options={"inception": inception, "perceptual": perceptual,
                                                      "face_crop": face_crop, "download": download, "ppl_pairs": ppl_pairs})
     try:
-        if snapshot is not None:
-            ctx = MetricContext.from_snapshot(snapshot, data, device=None if device == "auto" else device, **kwargs)
-        else:
-            ctx = MetricContext.from_model(load_model(model_path, device), data, **kwargs)
+        ctx = MetricContext.from_model(load_model(model_path, device), data, **kwargs)
         click.echo(f"evaluating {ctx.model.source} ({ctx.resolution}x{ctx.resolution}, {ctx.model.images_seen / 1000:g} kimg) "
                    f"on {ctx.data_spec or '(no data)'}", err=True)
         records = run_metrics(names, ctx, jsonl=out)

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from pioneer.cli.common import fail, load_model, model_option, user_errors
-from pioneer.run.files import SNAPSHOT
 
 
 @click.command()
@@ -50,8 +49,7 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
     if not run.exists():
         fail(f"--model {model_path} does not exist: pass a run folder or its snapshot.safetensors")
     with user_errors():
-        snapshot = run / SNAPSHOT if run.is_dir() and not (run / hub.CONFIG_NAME).is_file() else run
-        model = load_model(str(snapshot), device)
+        model = load_model(model_path, device)
         run_dir = hub.run_of_model(model)
         found = hub.vector_files(run_dir, model.fingerprint) if run_dir is not None else []
         files = [*dict.fromkeys([*map(Path, vectors), *found]), *model.vectors.values()]   # no repeats
@@ -59,7 +57,7 @@ def publish(model_path: str, out: str, repo_id: str | None, private: bool, vecto
             files = synthetic_vectors(model, spec)         # what the demo would compute at every start
             click.echo(f"attribute vectors from the synthetic faces' labels: {', '.join(v.attribute for v in files)}",
                        err=True)
-        click.echo(f"publishing {snapshot} ({model.resolution}x{model.resolution}, {model.images_seen / 1000:g} kimg"
+        click.echo(f"publishing {model.source} ({model.resolution}x{model.resolution}, {model.images_seen / 1000:g} kimg"
                    f"{f', attribute vectors: {len(files)}' if files else ''})", err=True)
         folder = hub.save_pretrained(model, out, run_dir=run_dir or False, vectors=files, data=data,
                                      cache_dir=cache_dir, repo_id=repo_id, progress=not no_progress)

@@ -75,21 +75,20 @@ class MetricContext:
         """Load a snapshot and, when `data` is given or the snapshot's run folder names it, the data set."""
         from pioneer.inference.facade import Pioneer
 
-        model = Pioneer.load(path, device=device)
-        run_dir = run_of_snapshot(path)
+        return cls.from_model(Pioneer.load(path, device=device), data, cache_dir=cache_dir, holdout=holdout, **kwargs)
+
+    @classmethod
+    def from_model(cls, model: "Pioneer", data: str | None = None, *, cache_dir: str | os.PathLike | None = None,
+                   holdout: str | None = None, **kwargs: Any) -> "MetricContext":
+        """For a model already loaded (`open_model()`, `Pioneer.load`). Loaded from a run's
+        snapshot, it gets the run's folder (metrics.jsonl) and, unless `data` is given, the run's
+        data set and held-out list; otherwise the data set it was trained on."""
+        run_dir = run_of_snapshot(model.source) if model.source else None
         if data is None and run_dir is not None:
             data, holdout = _run_data(run_dir, holdout)
         if data is None:
             data = model.extra.get("data")          # training records its data spec in every snapshot
         return cls._with_data(model, data, holdout, cache_dir, run_dir=run_dir, **kwargs)
-
-    @classmethod
-    def from_model(cls, model: "Pioneer", data: str | None = None, *, cache_dir: str | os.PathLike | None = None,
-                   holdout: str | None = None, **kwargs: Any) -> "MetricContext":
-        """For a model already loaded (e.g. `open_model()`): the data set defaults to the one
-        it was trained on."""
-        return cls._with_data(model, data if data is not None else model.extra.get("data"), holdout, cache_dir,
-                              **kwargs)
 
     @classmethod
     def from_networks(cls, encoder: torch.nn.Module, decoder: torch.nn.Module, level: int, alpha: float,

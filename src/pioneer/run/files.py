@@ -85,8 +85,11 @@ class RunFolder:
 
 
 def run_of_snapshot(path: str | os.PathLike) -> Path | None:
-    """The run folder of a snapshot (RUN/snapshot.safetensors or RUN/snapshots/x.safetensors)."""
+    """The run folder of a snapshot (RUN/snapshot.safetensors or RUN/snapshots/x.safetensors);
+    None for anything that is not a file (a pretrained folder, a Hub repo id)."""
     p = Path(path).resolve()
+    if not p.is_file():
+        return None
     for folder in (p.parent, p.parent.parent):
         if RunFolder(folder).is_run():
             return folder

@@ -214,8 +214,7 @@ def _is_pretrained(folder: Path) -> bool:
 def run_of_model(model: "Pioneer") -> Path | None:
     from pioneer.run.files import run_of_snapshot
 
-    source = Path(model.source) if model.source else None
-    return run_of_snapshot(source) if source is not None and source.is_file() else None
+    return run_of_snapshot(model.source) if model.source else None
 
 
 def _check_vector(model: "Pioneer", v: AttributeVector | str | os.PathLike) -> AttributeVector:
