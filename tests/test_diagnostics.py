@@ -12,8 +12,10 @@ from conftest import tiny_model
 from pioneer.config import LossConfig
 from pioneer.training.diagnostics import batch_signals, code_variance, cycle_error, effective_rank
 from pioneer.training.grad_shares import gradient_shares
+from pioneer.training.records import RecordMeter
+from pioneer.training.schedule import SchedulePoint
 from pioneer.metrics import MetricContext, compute
-from pioneer.model.loss import encoder_loss
+from pioneer.model.loss import decoder_loss, encoder_loss
 from pioneer.model.networks import Decoder, Encoder, sample_prior
 
 pytest_plugins = ["model_fixtures"]
@@ -97,6 +99,36 @@ def test_gradient_shares_cover_the_optional_terms_and_the_hinge():
     assert gap < 0
     closed = gradient_shares(E.train(), G.train(), x, 1, 0.5, -gap / 2, 1.0, cfg, seed=0)
     assert closed["gnorm_E_kl_real"] == 0.0 and closed["gnorm_E_kl_fake"] == 0.0
+
+
+def test_the_losses_name_their_terms_once_for_shares_and_records():
+    """Every term the losses build sums to their total and reaches the gradient shares and the
+    stats record under its own name: adding a term needs no change outside the loss module."""
+    E, G, _ = _tiny_networks()
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    cfg = dataclasses.replace(LossConfig(), encoder_cycle_weight=1.0, encoder_prior_weight=0.5,
+                              decoder_recon_weight=1.0)
+    gen = torch.Generator().manual_seed(0)
+    z_enc, z_dec = sample_prior(8, E.cfg.latent_dim, gen), sample_prior(8, E.cfg.latent_dim, gen)
+    le = encoder_loss(E, G, x, z_enc, 1, 0.5, 0.0, 1.0, cfg)              # margin 0: no hinge
+    lg = decoder_loss(E, G, z_dec, 1, 0.5, cfg, real=(le.real_z, x))
+    assert set(le.terms) == {"kl_real", "kl_fake", "recon", "cycle", "prior"}
+    assert set(lg.terms) == {"kl_fake", "latent", "recon"}
+    torch.testing.assert_close(sum(le.terms.values()), le.total)
+    torch.testing.assert_close(sum(lg.terms.values()), lg.total)
+
+    r = gradient_shares(E, G, x, 1, 0.5, 0.0, 1.0, cfg, seed=0)
+    for net, loss in (("E", le), ("G", lg)):
+        assert {k.removeprefix(f"gshare_{net}_") for k in r if k.startswith(f"gshare_{net}_")} == set(loss.terms)
+
+    meter = RecordMeter(torch.device("cpu"), 0)
+    meter.add(le, lg)
+    meter.add(le, lg)
+    st = SchedulePoint(16, 0, 1, 8, 0.5, 1e-3, 0.0, 8, 1.0, 0.0)
+    rec = meter.record(16, 2, st, le)
+    for name, value in {**le.logged(), **lg.logged()}.items():
+        assert rec[name] == pytest.approx(float(value.detach()), rel=1e-5), name
+    assert rec["loss_E"] == pytest.approx(float(le.total.detach())) and rec["gap"] == pytest.approx(float(le.kl_real - le.kl_fake))
 
 
 def test_collapse_metric_on_a_tiny_model(tiny_snapshot, model_cache):

@@ -72,6 +72,14 @@ class EncoderLoss:
     real_z: torch.Tensor        # (B, D) E(x), detached: diagnostics
     fake_z: torch.Tensor        # (B, D) E(G(z)), detached
     recon_z: torch.Tensor       # (B, D) the codes G reconstructed x from (E(x), perturbed with code_noise), detached
+    # Each term's weighted share of `total`, with its graph; the adversarial part is split into
+    # its two KLs, both 0 while the hinge clamps. What training/grad_shares.py differentiates.
+    terms: dict[str, torch.Tensor]
+
+    def logged(self) -> dict[str, torch.Tensor]:
+        """The values the stats record averages (training/records.py), detached scalars."""
+        return {"loss_E": self.total.detach().float(), "kl_real": self.kl_real, "kl_fake": self.kl_fake,
+                "gap": self.kl_real - self.kl_fake, "recon_l1": self.recon_l1, "cycle": self.cycle}
 
 
 @dataclass
@@ -80,6 +88,11 @@ class DecoderLoss:
     kl_fake: torch.Tensor       # KL of E(G(z)), raw
     latent_cos: torch.Tensor    # mean (1 - cos(z, E(G(z))))
     recon_l1: torch.Tensor      # mean |G(E(x)) - x| when the step had a reconstruction term, else 0
+    terms: dict[str, torch.Tensor]   # each weighted term of `total`, with its graph (they sum to it)
+
+    def logged(self) -> dict[str, torch.Tensor]:
+        """The values the stats record averages (training/records.py), detached scalars."""
+        return {"loss_G": self.total.detach().float(), "latent_cos": self.latent_cos}
 
 
 def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Tensor, level: int,
@@ -110,18 +123,28 @@ def encoder_loss(E: nn.Module, G: nn.Module, x: torch.Tensor, z_prior: torch.Ten
     gap = kl_real - kl_fake
     # The hinge bounds the gap from below: no reward for pushing it past -margin.
     adversarial = gap.clamp(min=-margin) if margin > 0 else gap
-    total = cfg.kl_weight * adversarial + recon_weight * recon_l1
+    # The running total adds each term where it is built: the graph, and so every gradient bit
+    # for bit, is the one the loss has always had.
+    terms = {"adversarial": cfg.kl_weight * adversarial, "recon": recon_weight * recon_l1}
+    total = terms["adversarial"] + terms["recon"]
     # Mean over the global batch's fresh entries: a rank's share then does not depend on how
     # many of its own entries are fresh (one gather of (B, 2)).
     per_image = 1 - (upcast(z_prior) * upcast(fake_z)).sum(dim=1)                    # (B,)
     c, f = gather(torch.stack([per_image, fresh.to(per_image.dtype)], dim=1)).unbind(1)  # (world*B,) each
     cycle = (c * f).sum() / f.sum().clamp_min(1.0)
     if cfg.encoder_cycle_weight > 0:
-        total = total + cfg.encoder_cycle_weight * cycle
+        terms["cycle"] = cfg.encoder_cycle_weight * cycle
+        total = total + terms["cycle"]
     if cfg.encoder_prior_weight > 0:
-        total = total + cfg.encoder_prior_weight * mmd(gather(real_z), gather(z_prior))
+        terms["prior"] = cfg.encoder_prior_weight * mmd(gather(real_z), gather(z_prior))
+        total = total + terms["prior"]
+    # For the gradient shares the adversarial term is split into its two KLs (outside the
+    # total's graph); the hinge passes neither any gradient while it clamps.
+    open_ = (gap.detach() > -margin).to(gap.dtype) if margin > 0 else 1.0
+    del terms["adversarial"]
+    terms = {"kl_real": open_ * cfg.kl_weight * kl_real, "kl_fake": -open_ * cfg.kl_weight * kl_fake, **terms}
     return EncoderLoss(total, kl_real.detach(), kl_fake.detach(), recon_l1.detach(), cycle.detach(),
-                       real_z.detach(), fake_z.detach(), code.detach())
+                       real_z.detach(), fake_z.detach(), code.detach(), terms)
 
 
 def decoder_loss(E: nn.Module, G: nn.Module, z: torch.Tensor, level: int, alpha: float,
@@ -135,10 +158,12 @@ def decoder_loss(E: nn.Module, G: nn.Module, z: torch.Tensor, level: int, alpha:
     e = E(G(z, level, alpha), level, alpha)                   # (B, D)
     kl_fake = kl_divergence(gather(e))
     latent_cos = (1 - (upcast(z) * upcast(e)).sum(dim=1)).mean()  # both on the unit sphere
-    total = cfg.kl_weight * kl_fake + cfg.latent_weight * latent_cos
+    terms = {"kl_fake": cfg.kl_weight * kl_fake, "latent": cfg.latent_weight * latent_cos}
+    total = terms["kl_fake"] + terms["latent"]
     recon_l1 = torch.zeros((), device=z.device)
     if real is not None and cfg.decoder_recon_weight > 0:
         codes, x = real
         recon_l1 = (upcast(G(codes.detach(), level, alpha)) - upcast(x)).abs().mean()
-        total = total + cfg.decoder_recon_weight * recon_l1
-    return DecoderLoss(total, kl_fake.detach(), latent_cos.detach(), recon_l1.detach())
+        terms["recon"] = cfg.decoder_recon_weight * recon_l1
+        total = total + terms["recon"]
+    return DecoderLoss(total, kl_fake.detach(), latent_cos.detach(), recon_l1.detach(), terms)

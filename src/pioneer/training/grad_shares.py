@@ -6,13 +6,14 @@ of a network's loss it takes g_t = d t / d theta over that network's own paramet
 
     gnorm_{E|G}_{t} = |g_t|        gshare_{E|G}_{t} = |g_t| / sum of |g_s| over the network's terms
 
-Terms of E (its loss in the encoder step, as loss.encoder_loss builds it):
+The terms are the ones model/loss.py builds (EncoderLoss.terms, DecoderLoss.terms); this module
+only differentiates them. Today they are, for E (its loss in the encoder step):
     kl_real   kl_weight * KL(E(x))          } the adversarial part, after the hinge: both are 0
     kl_fake   -kl_weight * KL(E(G(z)))      } while the margin clamps the gap
     recon     lambda_X * |G(E(x)) - x|
     cycle     encoder_cycle_weight * (1 - cos(z, E(G(z))))      only when that weight is > 0
     prior     encoder_prior_weight * MMD^2(E(x), z)               only when that weight is > 0
-Terms of G (its loss in a decoder step, as loss.decoder_loss builds it):
+and for G (its loss in a decoder step):
     kl_fake   kl_weight * KL(E(G(z)))
     latent    latent_weight * (1 - cos(z, E(G(z))))
     recon     decoder_recon_weight * |G(E(x)) - x|, codes held fixed   only when that weight is > 0
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from pioneer.config import LossConfig
-from pioneer.model.loss import kl_divergence, mmd
+from pioneer.model.loss import decoder_loss, encoder_loss
 from pioneer.model.networks import sample_prior
 
 
@@ -84,33 +85,13 @@ def gradient_shares(E: nn.Module, G: nn.Module, x: torch.Tensor, level: int, alp
     gen = torch.Generator().manual_seed(seed)
     z_enc = sample_prior(B, D, gen, x.device)                    # (B, D) the encoder step's fake term
     z_dec = sample_prior(B, D, gen, x.device)                    # (B, D) a decoder step's codes
-    E_params, G_params = list(E.parameters()), list(G.parameters())
     out: dict[str, float] = {}
     with _diagnostic_mode((E, G)):
+        # The training step's own losses (no pool, no code noise, local batch statistics).
         with autocast or contextlib.nullcontext():
-            real_z = E(x, level, alpha)                          # (B, D)
-            recon_l1 = (G(real_z, level, alpha).float() - x.float()).abs().mean()
-            with torch.no_grad():
-                fake = G(z_enc, level, alpha)                    # (B, 3, r, r), no gradient into G
-            fake_z = E(fake, level, alpha)                       # (B, D)
-            kl_real, kl_fake = kl_divergence(real_z), kl_divergence(fake_z)
-        # The hinge max(-M, gap) passes no gradient to either KL term while it clamps.
-        open_ = 1.0 if margin <= 0 or float((kl_real - kl_fake).detach()) > -margin else 0.0
-        e_terms = {"kl_real": open_ * cfg.kl_weight * kl_real, "kl_fake": -open_ * cfg.kl_weight * kl_fake,
-                   "recon": recon_weight * recon_l1}
-        if cfg.encoder_cycle_weight > 0:
-            cycle = (1 - (z_enc.float() * fake_z.float()).sum(dim=1)).mean()
-            e_terms["cycle"] = cfg.encoder_cycle_weight * cycle
-        if cfg.encoder_prior_weight > 0:
-            e_terms["prior"] = cfg.encoder_prior_weight * mmd(real_z, z_enc)
-        out.update(_report("E", e_terms, E_params))
-
+            le = encoder_loss(E, G, x, z_enc, level, alpha, margin, recon_weight, cfg)
+        out.update(_report("E", le.terms, list(E.parameters())))
         with autocast or contextlib.nullcontext():
-            e = E(G(z_dec, level, alpha), level, alpha)          # (B, D)
-            g_terms = {"kl_fake": cfg.kl_weight * kl_divergence(e),
-                       "latent": cfg.latent_weight * (1 - (z_dec.float() * e.float()).sum(dim=1)).mean()}
-            if cfg.decoder_recon_weight > 0:
-                rec = G(real_z.detach(), level, alpha).float()
-                g_terms["recon"] = cfg.decoder_recon_weight * (rec - x.float()).abs().mean()
-        out.update(_report("G", g_terms, G_params))
+            lg = decoder_loss(E, G, z_dec, level, alpha, cfg, real=(le.real_z, x))
+        out.update(_report("G", lg.terms, list(G.parameters())))
     return out

@@ -13,15 +13,16 @@ from pioneer.model.loss import DecoderLoss, EncoderLoss
 from pioneer.training.diagnostics import SIGNAL_KEYS, batch_signals
 from pioneer.training.schedule import SchedulePoint
 
-LOSS_KEYS = ("loss_E", "loss_G", "kl_real", "kl_fake", "gap", "recon_l1", "latent_cos", "cycle")
 
 
 class RecordMeter:
     """Accumulates each iteration's losses without syncing; `record()` averages them over the
-    iterations since the last record and over ranks."""
+    iterations since the last record and over ranks. Which values, and their names, the losses
+    say (EncoderLoss.logged, DecoderLoss.logged): a new loss term is recorded without a change here."""
 
     def __init__(self, device: torch.device, images_seen: int) -> None:
-        self._sum = torch.zeros(len(LOSS_KEYS), device=device)
+        self._keys: list[str] = []
+        self._sum = torch.zeros(0, device=device)
         self.count = 0
         self.reset(images_seen)
 
@@ -31,8 +32,11 @@ class RecordMeter:
         self.count, self._t, self._images = 0, time.perf_counter(), images_seen
 
     def add(self, le: EncoderLoss, lg: DecoderLoss) -> None:
-        self._sum += torch.stack([le.total.detach().float(), lg.total.detach().float(), le.kl_real, le.kl_fake,
-                                  le.kl_real - le.kl_fake, le.recon_l1, lg.latent_cos, le.cycle])
+        values = {**le.logged(), **lg.logged()}
+        if not self._keys:                              # the first iteration names the columns
+            self._keys = list(values)
+            self._sum = torch.zeros(len(values), device=self._sum.device)
+        self._sum += torch.stack(list(values.values()))
         self.count += 1
 
     def record(self, images_seen: int, iteration: int, st: SchedulePoint, le: EncoderLoss) -> dict[str, Any]:
@@ -48,7 +52,7 @@ class RecordMeter:
                "phase": st.phase, "resolution": st.resolution, "alpha": st.alpha, "lr": st.lr,
                "margin": st.margin, "batch": st.batch_size,
                "images_per_s": (images_seen - self._images) / max(now - self._t, 1e-9),
-               **dict(zip(LOSS_KEYS + SIGNAL_KEYS, vals))}
+               **dict(zip([*self._keys, *SIGNAL_KEYS], vals))}
         self.reset(images_seen)
         return rec
 
