@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import tiny_model
 from pioneer.config import LossConfig
-from pioneer.training.diagnostics import batch_signals, code_variance, cycle_error, effective_rank
+from pioneer.model.diagnostics import batch_signals, code_variance, cycle_error, effective_rank
 from pioneer.training.grad_shares import gradient_shares
 from pioneer.training.records import RecordMeter
 from pioneer.training.schedule import SchedulePoint
@@ -145,7 +145,7 @@ def test_collapse_metric_on_a_tiny_model(tiny_snapshot, model_cache):
 
 def test_report_shows_the_collapse_metric_and_the_logged_signals(tiny_snapshot, model_cache, tmp_path):
     from pioneer.metrics import evaluate
-    from pioneer.run.report import write_report
+    from pioneer.share.report import write_report
 
     run = tiny_snapshot.parent
     ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, batch_size=4)

@@ -26,6 +26,7 @@ from pioneer.run import integrity
 from pioneer.run.checkpoint import CheckpointError, load_snapshot, load_training_state
 from pioneer.cli import main
 from pioneer.run.lock import LOCK_FILE
+from pioneer.run.resume import missing_final_outputs
 from pioneer.training.loop import train
 
 pytest_plugins = ["model_fixtures"]
@@ -433,10 +434,10 @@ def test_finished_run_with_a_stale_snapshot_rewrites_it(tmp_path):
     (run_dir / "snapshots" / f"snapshot-{final_kimg:06d}.safetensors").unlink()
     for p in (run_dir / "grids").glob(f"*-{final_kimg:06d}.png"):
         p.unlink()
-    assert integrity.missing_final_outputs(run_dir, full.images_seen) == ["snapshot", "numbered snapshot", "grids"]
+    assert missing_final_outputs(run_dir, full.images_seen) == ["snapshot", "numbered snapshot", "grids"]
     res = train(cfg, run_dir, cache_dir=tmp_path / "cache", progress=False, resume=True)
     assert res.iterations == full.iterations and res.heldout_l1 is not None
-    assert integrity.missing_final_outputs(run_dir, full.images_seen) == []
+    assert missing_final_outputs(run_dir, full.images_seen) == []
     assert load_snapshot(run_dir / integrity.SNAPSHOT_FILE).images_seen == full.images_seen
     assert json.loads((run_dir / "summary.json").read_text())["heldout_l1"] is not None
 

@@ -390,7 +390,7 @@ def test_pr1k_end_to_end_caches_the_real_features(tiny_snapshot, model_cache):
 
 def test_prior_fit_scores_prior_codes_near_its_floor_and_collapsed_codes_far():
     from pioneer.model.networks import sample_prior
-    from pioneer.training.diagnostics import cycle_kept, prior_distance
+    from pioneer.model.diagnostics import cycle_kept, prior_distance
 
     g = torch.Generator().manual_seed(0)
     z, other = sample_prior(256, 32, g), sample_prior(256, 32, g)

@@ -91,7 +91,7 @@ def _learning_run(tmp_path, recipe: str):
     """A short progressive run to 16 px on 512 synthetic faces, then on 128 prior codes z:
     (1 - cos(z, E(G_ema(z))), effective rank of E(G_ema(z))). About 20 s on 2 cores."""
     from pioneer.config import Rule, ScheduleConfig
-    from pioneer.training.diagnostics import cycle_error, effective_rank
+    from pioneer.model.diagnostics import cycle_error, effective_rank
     from pioneer.training.loop import train
 
     sched = ScheduleConfig(rules=(Rule(0.0, 0, 1e-3, 0.0), Rule(2.0, 1, 1e-3, 0.0), Rule(4.0, 2, 1e-3, 0.0)),

@@ -74,7 +74,7 @@ def evaluate(model_path: str | None, metric_names: str, data: str | None, holdou
     if target:
         click.echo(f"appended to {target}", err=True)
     if report and ctx.run_dir is not None:
-        from pioneer.run.report import write_report
+        from pioneer.share.report import write_report
 
         path = write_report(ctx.run_dir, model=ctx.model, data=ctx.data)
         click.echo(f"report: {path}", err=True)

@@ -22,7 +22,8 @@ from pioneer.config import recipe_of, with_recipe
 from pioneer.config import preset as _load_preset
 from pioneer.training.image_pool import pool_size
 from pioneer.run import lock, oserrors
-from pioneer.run.files import RunError, RunFolder, describe_run, find_run, next_run_dir, start_in
+from pioneer.run.files import RunFolder, describe_run, next_run_dir
+from pioneer.run.resume import RunError, find_run, start_in
 from pioneer.training.schedule import describe, format_table
 from pioneer.validate import Number, check_batch_split, check_device, check_gpus
 

@@ -1,4 +1,5 @@
-"""Drawing the synthetic faces: a face's parameters (faces.py) -> an RGB image at any resolution.
+"""Drawing the synthetic faces: a face's parameters (FaceParams, sampled by faces.py) -> an RGB
+image at any resolution.
 
 Each part is drawn by its own function, back to front, on a supersampled Pillow canvas in
 image-fraction coordinates, then box-filtered down and lit from one side. The layout shared by
@@ -15,7 +16,93 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pioneer.data.faces import RGB, FaceParams, _lerp
+RGB = tuple[int, int, int]
+HAIR_COLORS: tuple[str, ...] = ("black", "blond", "brown", "gray")
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceParams:
+    """Every parameter of one synthetic face.
+
+    Coordinates and sizes are fractions of the image side, so the same parameters draw the
+    same face at any resolution. The labelled attributes come first; flip one with
+    ``dataclasses.replace`` to get the same face with only that attribute changed.
+    """
+
+    # --- labelled attributes -------------------------------------------------------------
+    smiling: bool
+    yaw: float            # head turn in [-1, 1]; < 0 turns towards the image's left
+    beard: bool
+    eyeglasses: bool      # thin frames, eyes visible
+    sunglasses: bool      # dark filled lenses (exclusive with eyeglasses)
+    bald: bool
+    skin_tone: float      # 0 = very light .. 1 = very dark
+    hair_color: str       # one of HAIR_COLORS; also colours brows and beard when bald
+    # --- unlabelled variation ------------------------------------------------------------
+    teeth: bool           # an open smile shows teeth; a closed one is a curved line
+    smile_depth: float    # how strongly the smile curves
+    beard_style: int      # 0 full beard, 1 stubble, 2 goatee with moustache
+    beard_line: float     # height of the beard's upper edge on the cheeks
+    hair_shade: float     # 0..1 within the hair colour family (dark .. light)
+    hair_style: int       # 0 short, 1 chin length, 2 long, 3 voluminous
+    hair_volume: float    # how far the hair stands off the head
+    hair_length: float    # 0..1 within the style's length range
+    fringe_depth: float   # how far the fringe comes down the forehead
+    fringe_tilt: float    # side parting: the fringe edge slopes
+    fringe_sides: float   # how far the hair comes down the temples
+    fringe_wave: float    # scalloped bangs
+    center_x: float       # face centre
+    center_y: float
+    face_width: float     # half-width of the face
+    face_aspect: float    # half-height / half-width
+    jaw: float            # superellipse exponent of the lower face (2 = round, higher = square)
+    eye_size: float       # eye half-width relative to face_width
+    eye_spacing: float    # eye offset from the centre relative to face_width
+    eye_height: float     # eye line above the face centre relative to the half-height
+    iris_rgb: RGB
+    nose_style: int       # 0 hook line, 1 round tip with nostrils, 2 shaded wedge
+    nose_length: float
+    nose_width: float
+    brow_thickness: float
+    brow_tilt: float
+    brow_height: float
+    ear_size: float
+    mouth_width: float
+    mouth_y: float
+    mouth_curve: float    # curvature of a neutral mouth (slightly down .. slightly up)
+    lip_tone: float       # 0 = skin-like .. 1 = red lips
+    frame_shape: int      # glasses: 0 round, 1 rectangular
+    frame_rgb: RGB
+    lens_rgb: RGB         # sunglasses lens tint
+    background_top: RGB
+    background_bottom: RGB
+    clothes_rgb: RGB
+    neckline: int         # 0 round, 1 V, 2 high collar
+    neck_length: float
+    brightness: float     # global lighting factor
+    light_gradient: float  # left-right lighting slope
+
+    def __post_init__(self) -> None:
+        if self.eyeglasses and self.sunglasses:
+            raise ValueError("eyeglasses and sunglasses are mutually exclusive: set at most one")
+        if self.hair_color not in HAIR_COLORS:
+            raise ValueError(
+                f"hair_color {self.hair_color!r} is unknown: use one of {', '.join(HAIR_COLORS)}"
+            )
+        if not -1.0 <= self.yaw <= 1.0:
+            raise ValueError(f"yaw {self.yaw} is out of range: use a value in [-1, 1]")
+        if not 0.0 <= self.skin_tone <= 1.0:
+            raise ValueError(f"skin_tone {self.skin_tone} is out of range: use a value in [0, 1]")
+
+
+def lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * float(t)
+
 
 # --------------------------------------------------------------------------------------------
 # Colours
@@ -204,9 +291,9 @@ def _behind_head(cv: _Canvas, f: _Layout) -> None:
     p, cx, cy, fh = f.p, f.cx, f.cy, f.fh
     if not p.bald and p.hair_style in (1, 2):
         if p.hair_style == 1:
-            bottom = cy + fh * _lerp(0.45, 0.85, p.hair_length)
+            bottom = cy + fh * lerp(0.45, 0.85, p.hair_length)
         else:
-            bottom = cy + fh * _lerp(1.2, 1.9, p.hair_length)
+            bottom = cy + fh * lerp(1.2, 1.9, p.hair_length)
         half = p.face_width * (1.12 + p.hair_volume)
         cv.rounded_rect(cx + f.hair_dx - half, cy - 0.5 * fh, cx + f.hair_dx + half, bottom,
                         radius=0.5 * half, fill=_scale(f.hair, 0.9))
@@ -282,7 +369,7 @@ def _beard(cv: _Canvas, f: _Layout) -> None:
         rel = (xb - (cx + f.dx)) / fw
         # Upper edge: sideburns at ear level rising from the jaw, down under the nose.
         r2 = np.clip(rel ** 2, 0.0, 1.0)
-        top_y = cy + fh * (_lerp(0.20, 0.34, p.beard_line) + 0.16 * (1.0 - r2) - 0.3 * r2 ** 2)
+        top_y = cy + fh * (lerp(0.20, 0.34, p.beard_line) + 0.16 * (1.0 - r2) - 0.3 * r2 ** 2)
         top_y = np.minimum(top_y, bottom_y)
         cv.polygon(np.concatenate([xb, xb[::-1]]), np.concatenate([top_y, bottom_y[::-1]]),
                    beard_rgb)
@@ -298,11 +385,11 @@ def _mouth(cv: _Canvas, f: _Layout) -> None:
     mx = mouth_x + mw * _U12
     xn = _U12
     if p.smiling:
-        curl = _lerp(0.14, 0.28, p.smile_depth)
+        curl = lerp(0.14, 0.28, p.smile_depth)
         if p.teeth:
             # Open "D" smile: corners up, dark mouth, a band of teeth under the upper lip.
             top = mouth_y - curl * mw * xn ** 2
-            depth = _lerp(0.42, 0.65, p.smile_depth) * mw
+            depth = lerp(0.42, 0.65, p.smile_depth) * mw
             bottom = top + depth * np.sqrt(1 - xn ** 2)
             cv.polygon(np.concatenate([mx, mx[::-1]]), np.concatenate([top, bottom[::-1]]),
                        (96, 26, 34))
@@ -313,7 +400,7 @@ def _mouth(cv: _Canvas, f: _Layout) -> None:
         else:
             # Closed smile: a wide U with raised corners.
             sx = mouth_x + 1.1 * mw * xn
-            y = mouth_y + _lerp(0.3, 0.45, p.smile_depth) * mw * (1 - xn ** 2) - curl * mw * 0.5
+            y = mouth_y + lerp(0.3, 0.45, p.smile_depth) * mw * (1 - xn ** 2) - curl * mw * 0.5
             cv.line(sx, y, lip_dark, width=0.075 * fw)
     else:
         nx = mouth_x + 0.85 * mw * xn

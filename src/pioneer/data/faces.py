@@ -23,32 +23,15 @@ import colorsys
 import operator
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from pioneer.data.drawing import HAIR_COLORS, RGB, FaceParams, lerp, render_face
+from pioneer.data.labels import ATTRIBUTES, write_celeba_attributes
+
 __all__ = ["ATTRIBUTES", "HAIR_COLORS", "FaceParams", "face_params", "face_attributes", "SyntheticFaces"]
-
-# The binary attribute names, in file column order (CelebA spelling where CelebA has one;
-# CelebA has No_Beard rather than Beard, and no head-turn or skin-tone columns).
-ATTRIBUTES: tuple[str, ...] = (
-    "Smiling",
-    "Turned_Left",
-    "Turned_Right",
-    "Beard",
-    "Eyeglasses",
-    "Sunglasses",
-    "Bald",
-    "Dark_Skin",
-    "Black_Hair",
-    "Blond_Hair",
-    "Brown_Hair",
-    "Gray_Hair",
-)
-
-HAIR_COLORS: tuple[str, ...] = ("black", "blond", "brown", "gray")
 
 # Label thresholds on the continuous parameters.
 TURN_THRESHOLD = 0.35      # |yaw| beyond this is a labelled turn
@@ -58,91 +41,10 @@ DARK_SKIN_THRESHOLD = 0.5  # skin_tone above this is Dark_Skin
 # are keyed by fingerprint() and would otherwise serve stale images.
 _VERSION = 1
 
-RGB = tuple[int, int, int]
-
 
 # --------------------------------------------------------------------------------------------
-# Parameters
+# Parameters (FaceParams itself is in drawing.py: it is what a drawing takes)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FaceParams:
-    """Every parameter of one synthetic face.
-
-    Coordinates and sizes are fractions of the image side, so the same parameters draw the
-    same face at any resolution. The labelled attributes come first; flip one with
-    ``dataclasses.replace`` to get the same face with only that attribute changed.
-    """
-
-    # --- labelled attributes -------------------------------------------------------------
-    smiling: bool
-    yaw: float            # head turn in [-1, 1]; < 0 turns towards the image's left
-    beard: bool
-    eyeglasses: bool      # thin frames, eyes visible
-    sunglasses: bool      # dark filled lenses (exclusive with eyeglasses)
-    bald: bool
-    skin_tone: float      # 0 = very light .. 1 = very dark
-    hair_color: str       # one of HAIR_COLORS; also colours brows and beard when bald
-    # --- unlabelled variation ------------------------------------------------------------
-    teeth: bool           # an open smile shows teeth; a closed one is a curved line
-    smile_depth: float    # how strongly the smile curves
-    beard_style: int      # 0 full beard, 1 stubble, 2 goatee with moustache
-    beard_line: float     # height of the beard's upper edge on the cheeks
-    hair_shade: float     # 0..1 within the hair colour family (dark .. light)
-    hair_style: int       # 0 short, 1 chin length, 2 long, 3 voluminous
-    hair_volume: float    # how far the hair stands off the head
-    hair_length: float    # 0..1 within the style's length range
-    fringe_depth: float   # how far the fringe comes down the forehead
-    fringe_tilt: float    # side parting: the fringe edge slopes
-    fringe_sides: float   # how far the hair comes down the temples
-    fringe_wave: float    # scalloped bangs
-    center_x: float       # face centre
-    center_y: float
-    face_width: float     # half-width of the face
-    face_aspect: float    # half-height / half-width
-    jaw: float            # superellipse exponent of the lower face (2 = round, higher = square)
-    eye_size: float       # eye half-width relative to face_width
-    eye_spacing: float    # eye offset from the centre relative to face_width
-    eye_height: float     # eye line above the face centre relative to the half-height
-    iris_rgb: RGB
-    nose_style: int       # 0 hook line, 1 round tip with nostrils, 2 shaded wedge
-    nose_length: float
-    nose_width: float
-    brow_thickness: float
-    brow_tilt: float
-    brow_height: float
-    ear_size: float
-    mouth_width: float
-    mouth_y: float
-    mouth_curve: float    # curvature of a neutral mouth (slightly down .. slightly up)
-    lip_tone: float       # 0 = skin-like .. 1 = red lips
-    frame_shape: int      # glasses: 0 round, 1 rectangular
-    frame_rgb: RGB
-    lens_rgb: RGB         # sunglasses lens tint
-    background_top: RGB
-    background_bottom: RGB
-    clothes_rgb: RGB
-    neckline: int         # 0 round, 1 V, 2 high collar
-    neck_length: float
-    brightness: float     # global lighting factor
-    light_gradient: float  # left-right lighting slope
-
-    def __post_init__(self) -> None:
-        if self.eyeglasses and self.sunglasses:
-            raise ValueError("eyeglasses and sunglasses are mutually exclusive: set at most one")
-        if self.hair_color not in HAIR_COLORS:
-            raise ValueError(
-                f"hair_color {self.hair_color!r} is unknown: use one of {', '.join(HAIR_COLORS)}"
-            )
-        if not -1.0 <= self.yaw <= 1.0:
-            raise ValueError(f"yaw {self.yaw} is out of range: use a value in [-1, 1]")
-        if not 0.0 <= self.skin_tone <= 1.0:
-            raise ValueError(f"skin_tone {self.skin_tone} is out of range: use a value in [0, 1]")
-
-
-def _lerp(a: float, b: float, t: float) -> float:
-    return a + (b - a) * float(t)
 
 
 def _hsv(h: float, s: float, v: float) -> RGB:
@@ -184,13 +86,13 @@ def face_params(index: int, seed: int = 0) -> FaceParams:
     bald = u[4] < (0.45 if beard else 0.10)
     # Skin tone is bimodal with a gap around the threshold so that Dark_Skin is unambiguous.
     dark = u[5] < 0.28
-    skin_tone = _lerp(0.62, 1.0, u[6]) if dark else _lerp(0.0, 0.40, u[6])
+    skin_tone = lerp(0.62, 1.0, u[6]) if dark else lerp(0.0, 0.40, u[6])
     c = u[7]
     hair_color = "black" if c < 0.28 else "brown" if c < 0.54 else "blond" if c < 0.78 else "gray"
 
     style_u = u[20]
     hair_style = 0 if style_u < 0.3 else 1 if style_u < 0.55 else 2 if style_u < 0.85 else 3
-    hair_volume = _lerp(0.02, 0.10, u[21]) if hair_style != 3 else _lerp(0.16, 0.30, u[21])
+    hair_volume = lerp(0.02, 0.10, u[21]) if hair_style != 3 else lerp(0.16, 0.30, u[21])
 
     return FaceParams(
         smiling=smiling,
@@ -202,51 +104,51 @@ def face_params(index: int, seed: int = 0) -> FaceParams:
         skin_tone=skin_tone,
         hair_color=hair_color,
         teeth=u[8] < 0.6,
-        smile_depth=_lerp(0.0, 1.0, u[9]),
+        smile_depth=lerp(0.0, 1.0, u[9]),
         beard_style=0 if u[10] < 0.55 else 1 if u[10] < 0.82 else 2,
-        beard_line=_lerp(0.0, 1.0, u[11]),
+        beard_line=lerp(0.0, 1.0, u[11]),
         hair_shade=u[12],
         hair_style=hair_style,
         hair_volume=hair_volume,
         hair_length=u[22],
-        fringe_depth=_lerp(0.18, 0.50, u[23]),
-        fringe_tilt=_lerp(-0.22, 0.22, u[24]),
-        fringe_sides=_lerp(0.0, 0.7, u[25]),
-        fringe_wave=_lerp(0.0, 0.1, u[26]) if u[27] < 0.35 else 0.0,
-        center_x=_lerp(0.46, 0.54, u[13]),
-        center_y=_lerp(0.47, 0.53, u[14]),
-        face_width=_lerp(0.205, 0.255, u[15]),
-        face_aspect=_lerp(1.15, 1.35, u[16]),
-        jaw=_lerp(2.0, 2.9, u[17]),
-        eye_size=_lerp(0.13, 0.19, u[30]),
-        eye_spacing=_lerp(0.36, 0.47, u[31]),
-        eye_height=_lerp(0.0, 0.14, u[32]),
+        fringe_depth=lerp(0.18, 0.50, u[23]),
+        fringe_tilt=lerp(-0.22, 0.22, u[24]),
+        fringe_sides=lerp(0.0, 0.7, u[25]),
+        fringe_wave=lerp(0.0, 0.1, u[26]) if u[27] < 0.35 else 0.0,
+        center_x=lerp(0.46, 0.54, u[13]),
+        center_y=lerp(0.47, 0.53, u[14]),
+        face_width=lerp(0.205, 0.255, u[15]),
+        face_aspect=lerp(1.15, 1.35, u[16]),
+        jaw=lerp(2.0, 2.9, u[17]),
+        eye_size=lerp(0.13, 0.19, u[30]),
+        eye_spacing=lerp(0.36, 0.47, u[31]),
+        eye_height=lerp(0.0, 0.14, u[32]),
         iris_rgb=_IRIS_COLORS[min(int(u[33] * len(_IRIS_COLORS)), len(_IRIS_COLORS) - 1)],
         nose_style=min(int(u[34] * 3), 2),
-        nose_length=_lerp(0.17, 0.30, u[35]),
-        nose_width=_lerp(0.08, 0.15, u[36]),
-        brow_thickness=_lerp(0.035, 0.075, u[37]),
-        brow_tilt=_lerp(-0.5, 0.5, u[38]),
-        brow_height=_lerp(0.16, 0.28, u[39]),
-        ear_size=_lerp(0.11, 0.16, u[40]),
-        mouth_width=_lerp(0.24, 0.36, u[41]),
-        mouth_y=_lerp(0.46, 0.58, u[42]),
-        mouth_curve=_lerp(-0.08, 0.05, u[43]),
-        lip_tone=_lerp(0.3, 0.9, u[44]),
+        nose_length=lerp(0.17, 0.30, u[35]),
+        nose_width=lerp(0.08, 0.15, u[36]),
+        brow_thickness=lerp(0.035, 0.075, u[37]),
+        brow_tilt=lerp(-0.5, 0.5, u[38]),
+        brow_height=lerp(0.16, 0.28, u[39]),
+        ear_size=lerp(0.11, 0.16, u[40]),
+        mouth_width=lerp(0.24, 0.36, u[41]),
+        mouth_y=lerp(0.46, 0.58, u[42]),
+        mouth_curve=lerp(-0.08, 0.05, u[43]),
+        lip_tone=lerp(0.3, 0.9, u[44]),
         frame_shape=0 if u[45] < 0.5 else 1,
         frame_rgb=_FRAME_COLORS[min(int(u[46] * len(_FRAME_COLORS)), len(_FRAME_COLORS) - 1)],
-        lens_rgb=_hsv(u[47], 0.5, _lerp(0.06, 0.18, u[48])),
-        background_top=_hsv(u[50], _lerp(0.08, 0.55, u[51]), _lerp(0.35, 0.95, u[52])),
+        lens_rgb=_hsv(u[47], 0.5, lerp(0.06, 0.18, u[48])),
+        background_top=_hsv(u[50], lerp(0.08, 0.55, u[51]), lerp(0.35, 0.95, u[52])),
         background_bottom=_hsv(
-            u[50] + _lerp(-0.06, 0.06, u[53]),
-            _lerp(0.08, 0.55, u[51]),
-            _lerp(0.35, 0.95, u[52]) * _lerp(0.65, 1.05, u[54]),
+            u[50] + lerp(-0.06, 0.06, u[53]),
+            lerp(0.08, 0.55, u[51]),
+            lerp(0.35, 0.95, u[52]) * lerp(0.65, 1.05, u[54]),
         ),
-        clothes_rgb=_hsv(u[55], _lerp(0.15, 0.8, u[56]), _lerp(0.18, 0.9, u[57])),
+        clothes_rgb=_hsv(u[55], lerp(0.15, 0.8, u[56]), lerp(0.18, 0.9, u[57])),
         neckline=min(int(u[58] * 3), 2),
-        neck_length=_lerp(0.03, 0.09, u[59]),
-        brightness=_lerp(0.9, 1.08, u[60]),
-        light_gradient=_lerp(-0.09, 0.09, u[61]),
+        neck_length=lerp(0.03, 0.09, u[59]),
+        brightness=lerp(0.9, 1.08, u[60]),
+        light_gradient=lerp(-0.09, 0.09, u[61]),
     )
 
 
@@ -327,8 +229,6 @@ class SyntheticFaces:
 
     def load(self, index: int, resolution: int) -> np.ndarray:
         """Image ``index`` as a ``(resolution, resolution, 3)`` uint8 RGB array."""
-        from pioneer.data.drawing import render_face  # drawing imports this module's FaceParams
-
         return render_face(self.params(index), resolution)
 
     def fingerprint(self) -> str:
@@ -385,8 +285,6 @@ class SyntheticFaces:
             Image.fromarray(self.load(i, resolution), "RGB").save(path)
             paths.append(path)
         if labels_file:
-            from pioneer.data.labels import write_celeba_attributes
-
             write_celeba_attributes(folder / "list_attr_celeba.txt",
                                     [self.key(i) for i in idx], self.labels(idx))
         return paths

@@ -11,6 +11,24 @@ import numpy as np
 
 from pioneer.atomic import atomic_write_text
 
+# The synthetic faces' binary attributes (faces.face_attributes), the default columns, in file
+# column order: CelebA spelling where CelebA has one (CelebA has No_Beard rather than Beard, and
+# no head-turn or skin-tone columns).
+ATTRIBUTES: tuple[str, ...] = (
+    "Smiling",
+    "Turned_Left",
+    "Turned_Right",
+    "Beard",
+    "Eyeglasses",
+    "Sunglasses",
+    "Bald",
+    "Dark_Skin",
+    "Black_Hair",
+    "Blond_Hair",
+    "Brown_Hair",
+    "Gray_Hair",
+)
+
 
 def write_celeba_attributes(path: str | os.PathLike[str], keys: Sequence[str], labels: np.ndarray,
                             names: Sequence[str] | None = None) -> None:
@@ -22,8 +40,6 @@ def write_celeba_attributes(path: str | os.PathLike[str], keys: Sequence[str], l
     bool or numeric (``> 0`` is true).
     """
     if names is None:
-        from pioneer.data.faces import ATTRIBUTES
-
         names = ATTRIBUTES
     keys = [str(k) for k in keys]
     names = [str(n) for n in names]

@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pioneer.metrics import MetricContext
-from pioneer.metrics import MetricError
-from pioneer.metrics import register
+from pioneer.metrics.context import MetricContext, MetricError
+from pioneer.metrics.registry import register
 from pioneer.inference.latent import edit as apply_edit
 from pioneer.images import to_float
 from pioneer.inference.latent import mean_difference

@@ -5,7 +5,7 @@ On the first `count` held-out images x (default 256) and as many prior codes z (
   heldout_l1    mean |G(E(x)) - x| (images in [-1, 1], reconstructions clamped as saved)
   mean_face_l1  mean |mean(x) - x|: what a collapsed model, which draws the mean face, scores
   cycle         mean 1 - cos(z, E(G(z))): 0 for a perfect latent cycle, about 1 for a dead one
-  rank_real     effective rank of E(x) (see pioneer.training.diagnostics); rank_fake of E(G(z))
+  rank_real     effective rank of E(x) (see pioneer.model.diagnostics); rank_fake of E(G(z))
   var_real      mean per-dimension variance of E(x); var_fake of E(G(z)); isotropic: 1/D
   rank_random   effective rank of as many random unit codes, for reference
 The headline `collapse` is rank_real / rank_random: 1 for codes as spread as random ones,
@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from pioneer.metrics import MetricContext
-from pioneer.metrics import register
-from pioneer.training.diagnostics import code_variance, cycle_error, effective_rank
+from pioneer.metrics.context import MetricContext
+from pioneer.metrics.registry import register
+from pioneer.model.diagnostics import code_variance, cycle_error, effective_rank
 from pioneer.images import to_float
 from pioneer.model.networks import sample_prior
 

@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pioneer.metrics.registry import MetricError
+from pioneer.errors import PioneerError
 from pioneer.run.files import RunFolder, cache_dir as resolve_cache_dir, run_of_snapshot
 
 if TYPE_CHECKING:
     from pioneer.data import DataSplit
     from pioneer.inference.facade import Pioneer
+
+
+class MetricError(PioneerError, ValueError):
+    """A metric that cannot run as asked; the message says what to change."""
 
 
 @dataclass

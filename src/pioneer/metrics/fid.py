@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pioneer.metrics import MetricContext
-from pioneer.metrics import register
-from pioneer.metrics import to_uint8
+from pioneer.metrics.context import MetricContext, to_uint8
+from pioneer.metrics.registry import register
 from pioneer.metrics.inception import InceptionFeatures
 
 if TYPE_CHECKING:

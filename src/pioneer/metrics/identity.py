@@ -20,9 +20,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pioneer.metrics import MetricContext
-from pioneer.metrics import register
-from pioneer.metrics import to_uint8
+from pioneer.metrics.context import MetricContext, to_uint8
+from pioneer.metrics.registry import register
 
 SAME_PERSON = 0.6
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"

@@ -31,9 +31,8 @@ from tqdm import tqdm
 
 from pioneer.errors import PioneerError
 from pioneer.images import to_float
-from pioneer.metrics import MetricContext
-from pioneer.metrics import MetricError
-from pioneer.metrics import register
+from pioneer.metrics.context import MetricContext, MetricError
+from pioneer.metrics.registry import register
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"          # torchvision's IMAGENET1K_V1 AlexNet
 ALEX_CHANNELS = (64, 192, 384, 256, 256)

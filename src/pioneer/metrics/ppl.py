@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pioneer.metrics import MetricContext
-from pioneer.metrics import register
+from pioneer.metrics.context import MetricContext
+from pioneer.metrics.registry import register
 from pioneer.inference.latent import slerp
 from pioneer.model.networks import sample_prior
 from pioneer.metrics.perceptual import LPIPS, face_crop, perceptual_for, use_face_crop

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pioneer.metrics import MetricContext, register
+from pioneer.metrics.context import MetricContext
+from pioneer.metrics.registry import register
 from pioneer.metrics.fid import inception_of, real_subset_cache, sample_features
 from pioneer.metrics.inception import InceptionFeatures
 

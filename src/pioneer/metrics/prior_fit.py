@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
-from pioneer.metrics import MetricContext, register
+from pioneer.metrics.context import MetricContext
+from pioneer.metrics.registry import register
 from pioneer.metrics.collapse import heldout_and_prior_codes
 from pioneer.model.networks import sample_prior
-from pioneer.training.diagnostics import cycle_error, cycle_kept, prior_distance
+from pioneer.model.diagnostics import cycle_error, cycle_kept, prior_distance
 
 
 @register("prior_fit", "how far real codes are from the prior: MMD of E(x) vs prior codes, codes kept by the cycle")

@@ -8,23 +8,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from pioneer.text import fmt
-from pioneer.errors import PioneerError
 from pioneer.run.files import METRICS
 from pioneer.run.jsonl import append_jsonl
-
-if TYPE_CHECKING:
-    from pioneer.metrics.context import MetricContext
+from pioneer.metrics.context import MetricContext, MetricError
 
 MetricFn = Callable[["MetricContext"], dict[str, Any]]
-
-
-class MetricError(PioneerError, ValueError):
-    """A metric that cannot run as asked; the message says what to change."""
 
 
 
@@ -103,8 +96,6 @@ def evaluate_during_training(names: Sequence[str], encoder: torch.nn.Module, dec
                              device: str | torch.device | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     """What the training loop calls every `--metrics-every` kimg (rank 0 only): copies the networks,
     runs the metrics and appends them to RUN/metrics.jsonl. Training networks are left untouched."""
-    from pioneer.metrics.context import MetricContext
-
     ctx = MetricContext.from_networks(encoder, decoder_ema, level, alpha, data, cache_dir=cache_dir, holdout=holdout,
                                       device=device, images_seen=images_seen, run_dir=Path(run_dir), **kwargs)
     return evaluate(names, ctx)

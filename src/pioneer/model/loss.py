@@ -22,9 +22,10 @@ from torch import nn
 
 from pioneer.config import LossConfig
 from pioneer.model.layers import at_least_float32 as upcast
-from pioneer.training.image_pool import PoolFn
-
 Gather = Callable[[torch.Tensor], torch.Tensor]
+# images (B, 3, r, r) -> (images (B, 3, r, r), fresh (B,) bool): what encoder_loss accepts as
+# `pool` (training/image_pool.py makes one).
+PoolFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _identity(z: torch.Tensor) -> torch.Tensor:

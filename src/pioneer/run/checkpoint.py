@@ -25,19 +25,16 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
-from pioneer.errors import PioneerError
 from pioneer.atomic import atomic_write
 from pioneer.config import ModelConfig
 from pioneer.model.spectral import exact_spectral_vectors
 from pioneer.run import integrity
+from pioneer.run.integrity import CheckpointError  # defined beside the checks that raise it
 
 SNAPSHOT_FORMAT = "pioneer-snapshot"
 STATE_FORMAT = "pioneer-training-state"
 FORMAT_VERSION = 1
 
-
-class CheckpointError(PioneerError, ValueError):
-    """A checkpoint that is missing, corrupt, or does not belong to this run."""
 
 
 def prefixed_tensors(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -23,9 +23,15 @@ from typing import Any
 
 import torch
 
+from pioneer.errors import PioneerError
 from pioneer.run.files import (GRIDS, METRICS, OPTIONS, PREVIOUS_STATE as PREVIOUS_STATE_FILE, SNAPSHOT as SNAPSHOT_FILE,
-                               SNAPSHOTS, STATE as STATE_FILE, STATS, SUMMARY, TENSORBOARD, RunFolder)
+                               SNAPSHOTS, STATE as STATE_FILE, STATS, SUMMARY, TENSORBOARD)
 from pioneer.run.lock import LOCK_FILE
+
+
+class CheckpointError(PioneerError, ValueError):
+    """A checkpoint that is missing, corrupt, or does not belong to this run (checkpoint.py
+    re-exports it: that is where callers meet it)."""
 
 CHECKSUM_KEY = "checksum"                 # in the training state's payload and the snapshot's metadata
 TEMP_GLOB = ".*.tmp"                      # atomic_write's temporaries: .NAME.RANDOM.tmp
@@ -80,8 +86,6 @@ def with_checksum(payload: dict[str, Any]) -> dict[str, Any]:
 
 def verify_payload(payload: Mapping[str, Any], path: Path) -> None:
     """CheckpointError when a training state's checksum does not match (none: written before checksums)."""
-    from pioneer.run.checkpoint import CheckpointError
-
     stored = payload.get(CHECKSUM_KEY)
     if stored is not None and stored != payload_digest(payload):
         raise CheckpointError(f"training state {path} fails its checksum: the file was damaged after it was written")
@@ -89,8 +93,6 @@ def verify_payload(payload: Mapping[str, Any], path: Path) -> None:
 
 def verify_snapshot(meta: Mapping[str, str], tensors: Mapping[str, torch.Tensor], path: Path) -> None:
     """CheckpointError when a snapshot's checksum does not match (none: written before checksums)."""
-    from pioneer.run.checkpoint import CheckpointError
-
     stored = meta.get(CHECKSUM_KEY)
     if stored is not None and stored != snapshot_digest(meta, tensors):
         raise CheckpointError(f"snapshot {path} fails its checksum: the file is damaged; use a numbered snapshot "
@@ -130,8 +132,6 @@ def load_with_fallback(run_dir: str | Path, load: Callable[[Path], dict[str, Any
                        note: Callable[[str], None]) -> dict[str, Any]:
     """The newest training state that loads and verifies; `note` says when it is the previous
     one. Raises the newest state's error when none does."""
-    from pioneer.run.checkpoint import CheckpointError
-
     files = state_files(run_dir)
     if not files:
         return load(Path(run_dir) / STATE_FILE)  # raises the usual "no training state" error
@@ -207,29 +207,3 @@ def discard_unstarted_run(run_dir: str | Path, created: bool) -> None:
             run_dir.rmdir()   # only when empty: never removes what someone else put there
         except OSError:
             pass
-
-
-# ------------------------------------------------------------------------------------------------
-# Consistency of a finished run
-
-
-def missing_final_outputs(run_dir: str | Path, images_seen: int) -> list[str]:
-    """What a run finished at `images_seen` should hold beside its training state and does not:
-    "snapshot" (missing, unreadable or behind), "numbered snapshot" (the last one) or "grids"
-    (the last sample / reconstruction grids)."""
-    from pioneer.run.checkpoint import CheckpointError, load_snapshot
-
-    run_dir = Path(run_dir)
-    missing = []
-    try:
-        if load_snapshot(run_dir / SNAPSHOT_FILE).images_seen != images_seen:
-            missing.append("snapshot")
-    except CheckpointError:
-        missing.append("snapshot")
-    run = RunFolder(run_dir)
-    if not run.numbered_snapshot(images_seen).is_file():
-        missing.append("numbered snapshot")
-    if not all(run.grid(kind, images_seen).is_file() for kind in ("samples", "reconstructions")):
-        missing.append("grids")
-    return missing
-

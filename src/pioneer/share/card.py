@@ -42,7 +42,7 @@ def write_model_card(folder: Path, model: "Pioneer", config: dict[str, Any], run
                      record: dict[str, Any], *, data: str | None = None, cache_dir: str | os.PathLike | None = None,
                      repo_id: str | None = None, progress: bool = False) -> Path:
     """Draw samples.png and reconstructions.png into `folder` and write its README.md."""
-    from pioneer.run.report import report_grids
+    from pioneer.share.report import report_grids
 
     split, note = _heldout(model, record, data, cache_dir, progress)
     images = [(caption, Path(rel).name) for caption, rel in report_grids(folder, model, split, folder)]

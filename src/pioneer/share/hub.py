@@ -98,7 +98,7 @@ def run_record(run_dir: Path | None) -> dict[str, Any]:
         return {}
     from pioneer.run.files import RunFolder
     from pioneer.run.jsonl import read_jsonl
-    from pioneer.run.report import latest_metrics
+    from pioneer.share.report import latest_metrics
 
     record: dict[str, Any] = {"run": run_dir.name}
     for name, key in ((OPTIONS, "options"), (SUMMARY, "summary")):

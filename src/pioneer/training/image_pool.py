@@ -16,8 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-# images (B, 3, r, r) -> (images (B, 3, r, r), fresh (B,) bool): what encoder_loss accepts as `pool`.
-PoolFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+from pioneer.model.loss import PoolFn
 
 
 def pool_size(base: int, resolution: int) -> int:

@@ -34,6 +34,7 @@ from pioneer.run.checkpoint import last_good_state, load_training_state, save_sn
 from pioneer.run.checkpoint import save_training_state
 from pioneer.run.files import RunFolder, cache_dir as resolve_cache_dir
 from pioneer.run.oserrors import WriteGuard
+from pioneer.run.resume import missing_final_outputs
 from pioneer.run.stats import StatsWriter
 from pioneer.training.ema import EmaUpdate
 from pioneer.training.grad_shares import gradient_shares
@@ -320,7 +321,7 @@ def _complete_finished_run(state: TrainingState, st: SchedulePoint, run: RunFold
                            autocast: Any, stats: StatsWriter, guard: WriteGuard, bar: tqdm) -> float:
     """A finished run resumed without training: write what a write killed after the state left
     behind (the final snapshots or grids); returns the held-out L1 (the run keeps its score)."""
-    missing = integrity.missing_final_outputs(run.path, state.images_seen)
+    missing = missing_final_outputs(run.path, state.images_seen)
     if missing:
         bar.write(f"the finished run lacks its final {' and '.join(missing)}: writing them")
         guard.attempt(lambda: _snapshots(state, st, run, numbered="numbered snapshot" in missing), "the final snapshots")

@@ -16,7 +16,7 @@ from pioneer.model.networks import sample_prior
 from pioneer.run.files import RunFolder
 from pioneer.run.oserrors import WriteGuard
 from pioneer.run.stats import StatsWriter
-from pioneer.training.diagnostics import cycle_kept, prior_distance
+from pioneer.model.diagnostics import cycle_kept, prior_distance
 from pioneer.training.schedule import SchedulePoint
 from pioneer.training.state import TrainingState
 

@@ -10,7 +10,7 @@ import torch
 
 from pioneer import distributed as dist
 from pioneer.model.loss import DecoderLoss, EncoderLoss
-from pioneer.training.diagnostics import SIGNAL_KEYS, batch_signals
+from pioneer.model.diagnostics import SIGNAL_KEYS, batch_signals
 from pioneer.training.schedule import SchedulePoint
 
 
