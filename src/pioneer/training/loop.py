@@ -87,30 +87,52 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+@dataclass
+class _Session:
+    """What the loop's upkeep works on, built once by `_train`'s setup. Only rank 0 (`main`)
+    has `stats`: it writes every file."""
+
+    cfg: TrainConfig
+    run: RunFolder
+    state: TrainingState
+    split: Any                      # the DataSplit: .pyramid, .train, .test
+    device: torch.device
+    cache_dir: Path
+    autocast: Any
+    stats: StatsWriter | None
+    monitor: DivergenceMonitor
+    meter: RecordMeter
+    preview: Preview
+    guard: WriteGuard               # checkpoints: retried, the run stops after 3 failures
+    bar: tqdm
+    main: bool
+
+
 def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool, cache_dir: Path, progress: bool,
            stop_after: int | None) -> TrainResult:
-    # Setup: data, the training state (new or resumed), logs, the monitor, fixed preview inputs.
+    # Section: setup. Data, the training state (new, or resumed from the newest state that
+    # verifies), the logs, the monitor and the fixed preview inputs.
     main, sched, lcfg = dist.is_main(), cfg.schedule, cfg.loss
     split = _open_data(cfg, cache_dir, progress)
     state = TrainingState.create(cfg, split.train, device)
     if resume:
-        # The newest state, or the one before it when the newest fails verification.
         state.load_state_dict(integrity.load_with_fallback(run.path, load_training_state, _note), source=str(run.state))
     state.broadcast()
     # The last safe point for a start-up Ctrl-C (pioneer.interrupts) before files are opened;
     # one that arrives later is taken over by the loop's handlers below.
     interrupts.check()
-    stats = StatsWriter(run.path, resume_images=state.images_seen if resume else None) if main else None
-    # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
-    monitor = DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence,
-                                collapse_rank=cfg.collapse_rank, dead_cycle=cfg.dead_cycle)
-    autocast, gather = autocast_for(cfg, device), dist.gather_with_grad
-    update_ema = EmaUpdate(state.G_ema, state.G)  # G_ema's spectral-norm vectors fit its own weights
-    meter = RecordMeter(device, state.images_seen)
     total = int(sched.total_kimg * 1000)
     bar = tqdm(total=total, initial=min(state.images_seen, total), unit="img", unit_scale=True, dynamic_ncols=True,
                disable=not (main and progress), smoothing=0.05)
-    preview = Preview(cfg, split.test, device, warn=bar.write)
+    s = _Session(
+        cfg, run, state, split, device, cache_dir, autocast_for(cfg, device),
+        stats=StatsWriter(run.path, resume_images=state.images_seen if resume else None) if main else None,
+        # Every rank runs the monitor on the same (all-reduced) records, so all reach the same verdict.
+        monitor=DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence,
+                                  collapse_rank=cfg.collapse_rank, dead_cycle=cfg.dead_cycle),
+        meter=RecordMeter(device, state.images_seen), preview=Preview(cfg, split.test, device, warn=bar.write),
+        guard=WriteGuard(warn=bar.write), bar=bar, main=main)
+    update_ema = EmaUpdate(state.G_ema, state.G)  # G_ema's spectral-norm vectors fit its own weights
     t_start, start_iteration = time.perf_counter(), state.iteration
     heldout_l1: float | None = None
     last: dict[str, Any] = {}
@@ -118,13 +140,12 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
     interrupted = False
     st = state_at(sched, lcfg, state.images_seen)
     prev_phase = st.phase
-    guard = WriteGuard(warn=bar.write)              # checkpoints: retried, the run stops after 3 failures
     state.E.train(), state.G.train()
 
     with stop_requests() as stop:
         try:
             while state.images_seen < total:
-                # One iteration.
+                # Section: one iteration, at the schedule's point for the images seen before it.
                 st = state_at(sched, lcfg, state.images_seen)
                 if st.phase != prev_phase and main:
                     bar.write(f"phase {st.phase}: {st.resolution}x{st.resolution} from {state.images_seen / 1000:g} kimg")
@@ -132,77 +153,84 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                 set_lr((state.opt_E, state.opt_G), st.lr)
                 x, z, z_dec, pooled, noise = _draw_batch(state, split.pyramid, st, device)
                 le, lg = training_iteration(state.E, state.G, state.opt_E, state.opt_G, x, z, z_dec, st, lcfg,
-                                            autocast, gather, cfg.sn_cache, pooled, noise)
+                                            s.autocast, dist.gather_with_grad, cfg.sn_cache, pooled, noise)
                 update_ema(cfg.ema_decay)
                 before = state.images_seen
                 state.images_seen += st.batch_size
                 state.iteration += 1
-                bar.update(min(state.images_seen, total) - min(before, total))
-                meter.add(le, lg)
-
-                # Upkeep: the record and the monitor's verdict, then whatever falls due at this
-                # many images (grids, metrics, checkpoints, snapshots), then stopping.
                 now = state.images_seen
+                bar.update(min(now, total) - min(before, total))
+                s.meter.add(le, lg)
+
+                # Section: does the session end here? `done` at the schedule's end; `stopping`
+                # after stop_after iterations or on a stop request, which every rank has agreed
+                # on (within STOP_CHECK_EVERY iterations): all ranks leave at the same iteration.
                 done = now >= total
-                stopping = stop_after is not None and state.iteration - start_iteration >= stop_after
-                # A signal stops after this iteration (across ranks within STOP_CHECK_EVERY).
-                stopping = stop.agreed(state.iteration, device) or stopping
-                if meter.count >= cfg.log_every or done or stopping:
-                    last = meter.record(now, state.iteration, st, le)
-                    if main:
-                        stats.write(last)
-                        bar.set_postfix_str(progress_text(last), refresh=False)
-                    verdict = monitor.update(last)
-                    if verdict.action is not Action.OK and main:
-                        bar.write(f"{verdict.action.value}: {verdict.reason}")
-                    if verdict.action is Action.ROLLBACK and _roll_back(state, run, verdict, monitor, meter, bar,
-                                                                         stats):
+                stopping = stop.agreed(state.iteration, device) or (
+                    stop_after is not None and state.iteration - start_iteration >= stop_after)
+
+                # Section: the record and the monitor. A record every log_every iterations and
+                # at the session's last; a rollback restarts the loop from the restored state;
+                # a diverged run stops here, before anything else is written.
+                if s.meter.count >= cfg.log_every or done or stopping:
+                    last = s.meter.record(now, state.iteration, st, le)
+                    verdict, rolled_back = _judge(s, last)
+                    if rolled_back:
                         continue
-                    if verdict.action is not Action.OK and main:
-                        stats.write({"images_seen": now, "event": verdict.action.value, "reason": verdict.reason})
                     if verdict.diverged:
                         diverged = verdict.reason
-                        if main:
-                            bar.write(f"stopped: training diverged ({verdict.reason}); no checkpoint written")
                         break
 
-                st_after = state_at(sched, lcfg, now)
-                phase_end = st_after.phase != st.phase
-                if phase_end and state.pool is not None:  # emptied here, so the checkpoint holds the new phase's pool
-                    state.pool.reset(pool_size(cfg.image_pool, st_after.resolution))
+                # Section: a phase ends. The image pool is emptied before this iteration's
+                # checkpoint, so a resumed run starts the new phase with an empty pool too.
+                st_next = state_at(sched, lcfg, now)
+                phase_end = st_next.phase != st.phase
+                if phase_end and state.pool is not None:
+                    state.pool.reset(pool_size(cfg.image_pool, st_next.resolution))
+
+                # Section: grids and metrics (rank 0). Grids at every grid_kimg, at each phase's
+                # end and at the run's end; metrics at every metrics_kimg and at the end.
                 if main and (_crossed(before, now, cfg.grid_kimg) or phase_end or done):
-                    measures = preview(state, split.pyramid, st, autocast, run, stats)
-                    heldout_l1 = measures["heldout_l1"]
-                    _log_grid_record(state, st, x, measures, autocast, stats)
+                    heldout_l1 = _grid(s, st, x)
                 if main and cfg.metrics and (_crossed(before, now, cfg.metrics_kimg) or done):
-                    _run_metrics(state, st, run, cache_dir, device, bar)
+                    _run_metrics(s, st)
+
+                # Section: the checkpoint (rank 0): at every checkpoint_kimg, with every numbered
+                # snapshot, at each phase's end and whenever the session ends. Never of a state
+                # the monitor would not roll back to; after 3 failed writes the run stops.
                 numbered = _crossed(before, now, cfg.snapshot_kimg) or done
-                if _crossed(before, now, cfg.checkpoint_kimg) or done or stopping or phase_end or numbered:
-                    if main and monitor.healthy and _finite(le, lg):  # never a state the monitor would not roll back to
-                        if not guard.attempt(lambda: _checkpoint(state, st, run, numbered), f"checkpoint at {now / 1000:g} kimg"):
-                            stop.requested = stop.requested or guard.exhausted  # the others learn it at the next check
+                due = _crossed(before, now, cfg.checkpoint_kimg) or numbered or phase_end or done or stopping
+                if due and main and s.monitor.healthy and _finite(le, lg):
+                    if not s.guard.attempt(lambda: _checkpoint(state, st, run, numbered),
+                                           f"checkpoint at {now / 1000:g} kimg"):
+                        stop.requested = stop.requested or s.guard.exhausted  # the others learn it at the next check
+
+                # Section: leaving. No rank leaves before rank 0 has written; an interrupted
+                # session says how to continue.
                 if done or stopping:
-                    dist.barrier()  # rank 0 may still be writing; nobody leaves before it is done
+                    dist.barrier()
                 if stopping and not done:
                     interrupted = True
                     if main:
                         bar.write(f"stopped at {now / 1000:g} kimg; continue with: pioneer train --resume {run.path}")
                     break
             if main and resume and state.iteration == start_iteration and state.images_seen >= total:
-                heldout_l1 = _complete_finished_run(state, st, run, preview, split.pyramid, autocast, stats, guard, bar)
+                heldout_l1 = _complete_finished_run(s, st)
         finally:  # also on errors: close the bar and the logs
             bar.close()
             if main:
-                stats.close()
+                s.stats.close()
 
+    # Section: the session's summary (rank 0).
     seconds = time.perf_counter() - t_start
     if main:
         atomic_write_text(run.summary, json.dumps({
             "images_seen": state.images_seen, "iterations": state.iteration, "heldout_l1": heldout_l1,
             "seconds_this_session": seconds, "iterations_this_session": state.iteration - start_iteration,
-            "finished": state.images_seen >= total, "diverged": diverged, "rollbacks": monitor.rollbacks}, indent=2) + "\n")
+            "finished": state.images_seen >= total, "diverged": diverged, "rollbacks": s.monitor.rollbacks},
+            indent=2) + "\n")
     return TrainResult(state.images_seen, state.iteration, heldout_l1, interrupted, seconds, last, state.E, state.G,
-                       state.G_ema, diverged, monitor.rollbacks, guard.last_error)
+                       state.G_ema, diverged, s.monitor.rollbacks, s.guard.last_error)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,35 +299,56 @@ def _draw_batch(state: TrainingState, pyramid: Any, st: SchedulePoint, device: t
     return x, z, z_dec, pooled, noise
 
 
-def _roll_back(state: TrainingState, run: RunFolder, verdict: Verdict, monitor: DivergenceMonitor,
-               meter: RecordMeter, bar: tqdm, stats: StatsWriter | None) -> bool:
+def _judge(s: _Session, rec: dict[str, Any]) -> tuple[Verdict, bool]:
+    """Write the record (rank 0) and take the monitor's verdict on it: (verdict, rolled back).
+    A ROLLBACK verdict puts the run back here when it can; any other verdict that is not OK is
+    noted in stats.jsonl, and a divergence says that nothing more will be written."""
+    if s.main:
+        s.stats.write(rec)
+        s.bar.set_postfix_str(progress_text(rec), refresh=False)
+    verdict = s.monitor.update(rec)
+    if verdict.action is not Action.OK and s.main:
+        s.bar.write(f"{verdict.action.value}: {verdict.reason}")
+    if verdict.action is Action.ROLLBACK and _roll_back(s, verdict):
+        return verdict, True
+    if verdict.action is not Action.OK and s.main:
+        s.stats.write({"images_seen": rec["images_seen"], "event": verdict.action.value, "reason": verdict.reason})
+    if verdict.diverged and s.main:
+        s.bar.write(f"stopped: training diverged ({verdict.reason}); no checkpoint written")
+    return verdict, False
+
+
+def _roll_back(s: _Session, verdict: Verdict) -> bool:
     """Put the run back to its last good checkpoint with fresh batches; False when there is none
     (then the run stops)."""
-    good = last_good_state(run.state)
+    state = s.state
+    good = last_good_state(s.run.state)
     if good is None:
         return False
     detected_at = state.images_seen
-    state.load_state_dict(good, source=str(run.state))
-    state.gen.manual_seed(state.cfg.seed + 7919 * (monitor.rollbacks + 1))  # not the same batches again
-    monitor.rolled_back(state.images_seen)
-    meter.reset(state.images_seen)
-    bar.n = min(state.images_seen, bar.total)
-    if stats is not None:
-        bar.write(f"rolled back to {state.images_seen / 1000:g} kimg")
-        stats.rewind(state.images_seen)  # drop the records after the rollback point, then note the event
-        stats.write({"images_seen": state.images_seen, "event": "rollback", "reason": verdict.reason,
-                     "detected_at": detected_at})
+    state.load_state_dict(good, source=str(s.run.state))
+    state.gen.manual_seed(state.cfg.seed + 7919 * (s.monitor.rollbacks + 1))  # not the same batches again
+    s.monitor.rolled_back(state.images_seen)
+    s.meter.reset(state.images_seen)
+    s.bar.n = min(state.images_seen, s.bar.total)
+    if s.stats is not None:
+        s.bar.write(f"rolled back to {state.images_seen / 1000:g} kimg")
+        s.stats.rewind(state.images_seen)  # drop the records after the rollback point, then note the event
+        s.stats.write({"images_seen": state.images_seen, "event": "rollback", "reason": verdict.reason,
+                       "detected_at": detected_at})
     return True
 
 
-def _log_grid_record(state: TrainingState, st: SchedulePoint, x: torch.Tensor, measures: dict[str, float],
-                     autocast: Any, stats: StatsWriter) -> None:
-    """The grid record: the preview's measures (held-out L1, prior fit), and which loss term
-    drives E and G on the last real batch x (gradient shares; the training trajectory is unchanged)."""
-    now, cfg = state.images_seen, state.cfg
-    shares = gradient_shares(state.E, state.G, x, st.phase, st.alpha, st.margin, st.recon_weight, cfg.loss,
-                             seed=cfg.seed * 1_000_003 + now, autocast=autocast)
-    stats.write({"images_seen": now, "kimg": now / 1000, **measures, **shares})
+def _grid(s: _Session, st: SchedulePoint, x: torch.Tensor) -> float:
+    """The grids (PNG and TensorBoard) and the grid record: the preview's measures (held-out L1,
+    prior fit) and which loss term drives E and G on the last real batch x (gradient shares; the
+    training trajectory is unchanged). Returns the held-out L1."""
+    state, now = s.state, s.state.images_seen
+    measures = s.preview(state, s.split.pyramid, st, s.autocast, s.run, s.stats)
+    shares = gradient_shares(state.E, state.G, x, st.phase, st.alpha, st.margin, st.recon_weight, s.cfg.loss,
+                             seed=s.cfg.seed * 1_000_003 + now, autocast=s.autocast)
+    s.stats.write({"images_seen": now, "kimg": now / 1000, **measures, **shares})
+    return measures["heldout_l1"]
 
 
 def _checkpoint(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool) -> None:
@@ -317,30 +366,30 @@ def _snapshots(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered
                       extra={"data": state.cfg.data})
 
 
-def _complete_finished_run(state: TrainingState, st: SchedulePoint, run: RunFolder, preview: Preview, pyramid: Any,
-                           autocast: Any, stats: StatsWriter, guard: WriteGuard, bar: tqdm) -> float:
+def _complete_finished_run(s: _Session, st: SchedulePoint) -> float:
     """A finished run resumed without training: write what a write killed after the state left
     behind (the final snapshots or grids); returns the held-out L1 (the run keeps its score)."""
+    state, run = s.state, s.run
     missing = missing_final_outputs(run.path, state.images_seen)
     if missing:
-        bar.write(f"the finished run lacks its final {' and '.join(missing)}: writing them")
-        guard.attempt(lambda: _snapshots(state, st, run, numbered="numbered snapshot" in missing), "the final snapshots")
-    return preview(state, pyramid, st, autocast, run if "grids" in missing else None, stats)["heldout_l1"]
+        s.bar.write(f"the finished run lacks its final {' and '.join(missing)}: writing them")
+        s.guard.attempt(lambda: _snapshots(state, st, run, numbered="numbered snapshot" in missing),
+                        "the final snapshots")
+    return s.preview(state, s.split.pyramid, st, s.autocast, run if "grids" in missing else None, s.stats)["heldout_l1"]
 
 
-def _run_metrics(state: TrainingState, st: SchedulePoint, run: RunFolder, cache_dir: Path, device: torch.device,
-                 bar: tqdm) -> None:
+def _run_metrics(s: _Session, st: SchedulePoint) -> None:
     from pioneer import metrics  # heavy (Inception, LPIPS): only when asked for
 
-    cfg, now = state.cfg, state.images_seen
+    cfg, now = s.cfg, s.state.images_seen
     try:
-        for rec in metrics.evaluate_during_training(cfg.metrics, state.E, state.G_ema, st.phase, st.alpha, now,
-                                                    run.path, cfg.data, cache_dir=cache_dir, holdout=cfg.holdout,
-                                                    device=device):
-            bar.write(f"{now / 1000:g} kimg: " + ", ".join(
+        for rec in metrics.evaluate_during_training(cfg.metrics, s.state.E, s.state.G_ema, st.phase, st.alpha, now,
+                                                    s.run.path, cfg.data, cache_dir=s.cache_dir, holdout=cfg.holdout,
+                                                    device=s.device):
+            s.bar.write(f"{now / 1000:g} kimg: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in rec.items() if isinstance(v, float) and k != "seconds"))
     except (ValueError, RuntimeError, OSError, ImportError) as e:  # a metric must not end a long run
-        bar.write(f"warning: metrics failed at {now / 1000:g} kimg: {e}")
+        s.bar.write(f"warning: metrics failed at {now / 1000:g} kimg: {e}")
 
 
 def _finite(le: EncoderLoss, lg: DecoderLoss) -> bool:
