@@ -7,6 +7,8 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,45 +30,92 @@ from pioneer.training.schedule import describe, format_table
 from pioneer.validate import Number, check_batch_split, check_device, check_gpus
 
 
-def _apply_overrides(cfg: TrainConfig, *, data: str | None, holdout: str | None, kimg: float | None,
-                     resolution: int | None, batch: int | None, seed: int | None, width: float | None, decoder_norm: str | None,
-                     no_margin: bool, amp: bool | None, channels_last: bool | None, sn_cache: bool | None = None,
-                     compile: bool | None = None, eager: bool = False, optimised: bool = False,
-                     recipe: str | None = None) -> TrainConfig:
-    # The speed bundles first; the single speed flags below still apply on top.
-    cfg = cfg.eager() if eager else cfg.optimised() if optimised else cfg
-    if recipe is not None:
-        cfg = with_recipe(cfg, recipe)
-    sched = cfg.schedule
-    if kimg is not None:
-        if kimg <= 0:
-            fail(f"--kimg {kimg} must be positive")
-        sched = dataclasses.replace(sched, total_kimg=kimg)
-    model = cfg.model
-    if resolution is not None:
-        if resolution not in RESOLUTIONS:
-            fail(f"--resolution {resolution} is not a power of two from 4 to 1024")
-        last = RESOLUTIONS[sched.final_phase]
-        if resolution > last:
-            fail(f"the schedule of this preset ends at {last}px: --resolution can only lower it")
-        level = RESOLUTIONS.index(resolution)
-        sched = dataclasses.replace(sched, rules=tuple(r for r in sched.rules if r.phase <= level))
-        model = dataclasses.replace(model, max_resolution=resolution)
-    if batch is not None:
-        if batch < 1:
-            fail(f"--batch {batch} must be at least 1")
-        sched = dataclasses.replace(sched, batch_sizes={r: batch for r in sched.batch_sizes})
-    if no_margin:
-        sched = dataclasses.replace(sched, rules=tuple(dataclasses.replace(r, margin=0.0) for r in sched.rules))
-    if width is not None:
-        model = dataclasses.replace(model, width=width)
-    if decoder_norm is not None:
-        model = dataclasses.replace(model, decoder_norm=decoder_norm)
-    changes: dict[str, Any] = {"schedule": sched, "model": model}
-    given = dict(data=data, holdout=holdout, seed=seed, amp=amp, channels_last=channels_last, sn_cache=sn_cache,
-                 compile=compile)
-    changes.update({k: v for k, v in given.items() if v is not None})
-    return dataclasses.replace(cfg, **changes)
+def _set_kimg(cfg: TrainConfig, kimg: float) -> TrainConfig:
+    if kimg <= 0:
+        fail(f"--kimg {kimg} must be positive")
+    return dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, total_kimg=kimg))
+
+
+def _set_resolution(cfg: TrainConfig, resolution: int) -> TrainConfig:
+    if resolution not in RESOLUTIONS:
+        fail(f"--resolution {resolution} is not a power of two from 4 to 1024")
+    sched, last = cfg.schedule, RESOLUTIONS[cfg.schedule.final_phase]
+    if resolution > last:
+        fail(f"the schedule of this preset ends at {last}px: --resolution can only lower it")
+    level = RESOLUTIONS.index(resolution)
+    return dataclasses.replace(cfg, schedule=dataclasses.replace(sched, rules=tuple(r for r in sched.rules if r.phase <= level)),
+                               model=dataclasses.replace(cfg.model, max_resolution=resolution))
+
+
+def _set_batch(cfg: TrainConfig, batch: int) -> TrainConfig:
+    if batch < 1:
+        fail(f"--batch {batch} must be at least 1")
+    return dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule,
+                                                                 batch_sizes={r: batch for r in cfg.schedule.batch_sizes}))
+
+
+def _no_margin(cfg: TrainConfig, on: bool) -> TrainConfig:
+    rules = tuple(dataclasses.replace(r, margin=0.0) for r in cfg.schedule.rules)
+    return dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, rules=rules)) if on else cfg
+
+
+def _field(name: str) -> Callable[[TrainConfig, Any], TrainConfig]:
+    """Set TrainConfig.name, or ModelConfig.x for "model.x"."""
+    section, _, key = name.rpartition(".")
+    if section:
+        return lambda cfg, v: dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{key: v})})
+    return lambda cfg, v: dataclasses.replace(cfg, **{key: v})
+
+
+def _metric_list(cfg: TrainConfig, listed: str) -> TrainConfig:
+    return dataclasses.replace(cfg, metrics=tuple(m.strip() for m in listed.split(",") if m.strip()))
+
+
+@dataclass(frozen=True)
+class _Override:
+    """A command-line option that changes the preset's configuration."""
+
+    param: str                                          # the click parameter
+    flag: str                                           # as the user types it
+    apply: Callable[[TrainConfig, Any], TrainConfig]    # the option's value into the config
+    on_resume: bool                                     # may change a resumed run (else the run keeps its own)
+
+
+# Applied in this order to options given (not None): the speed bundles before the single speed
+# flags, so these still apply on top; the recipe before anything a run may set after it.
+_OVERRIDES: tuple[_Override, ...] = (
+    _Override("eager", "--eager", lambda cfg, on: cfg.eager() if on else cfg, True),
+    _Override("optimised", "--optimised", lambda cfg, on: cfg.optimised() if on else cfg, True),
+    _Override("recipe", "--recipe", with_recipe, False),
+    _Override("kimg", "--kimg", _set_kimg, True),       # a resumed run may be extended (_check_not_shorter)
+    _Override("resolution", "--resolution", _set_resolution, False),
+    _Override("batch", "--batch", _set_batch, False),
+    _Override("no_margin", "--no-margin", _no_margin, False),
+    _Override("width", "--width", _field("model.width"), False),
+    _Override("decoder_norm", "--decoder-norm", _field("model.decoder_norm"), False),
+    _Override("data", "--data", _field("data"), False),
+    _Override("holdout", "--holdout", _field("holdout"), False),
+    _Override("seed", "--seed", _field("seed"), False),
+    _Override("amp", "--amp", _field("amp"), True),
+    _Override("channels_last", "--channels-last", _field("channels_last"), True),
+    _Override("sn_cache", "--sn-cache", _field("sn_cache"), True),
+    _Override("compile_", "--compile", _field("compile"), True),
+    _Override("metrics_list", "--metrics", _metric_list, True),
+    _Override("metrics_kimg", "--metrics-kimg", _field("metrics_kimg"), True),
+    _Override("on_divergence", "--on-divergence", _field("on_divergence"), True),
+    _Override("collapse_rank", "--collapse-rank", _field("collapse_rank"), True),
+    _Override("dead_cycle", "--dead-cycle", _field("dead_cycle"), True),
+    _Override("checkpoint_kimg", "--checkpoint-kimg", _field("checkpoint_kimg"), True),
+)
+
+
+def _apply(cfg: TrainConfig, values: dict[str, Any], resumed: bool = False) -> TrainConfig:
+    """cfg with the options in `values` (click parameter -> value; None = not given) applied in
+    the table's order; for a resumed run only those that may change on resume."""
+    for o in _OVERRIDES:
+        if values.get(o.param) is not None and (o.on_resume or not resumed):
+            cfg = o.apply(cfg, values[o.param])
+    return cfg
 
 
 def _summary(cfg: TrainConfig, name: str) -> str:
@@ -175,7 +224,10 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
     """
     ctx = click.get_current_context()
     # Options that fix a run's model, data and schedule, as given on the command line.
-    fixed = {k: ctx.params[k] for k in _FIXED_BY_RUN if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    fixed = {o.param: ctx.params[o.param] for o in _OVERRIDES if not o.on_resume
+             and ctx.get_parameter_source(o.param) is not ParameterSource.DEFAULT}
+    if ctx.get_parameter_source("preset") is not ParameterSource.DEFAULT:
+        fixed["preset"] = preset
     in_torchrun = "WORLD_SIZE" in os.environ
     _check_options(ctx, in_torchrun)
     launch = not in_torchrun and not dry_run and (gpus > 1 or max_restarts > 0)
@@ -190,14 +242,12 @@ def train(preset: str, data: str | None, holdout: str | None, outdir: str, name:
     stack = contextlib.ExitStack()  # the run folder's lock and the cleanup of a failed start
     started = [False]               # training returned (finished, stopped or diverged)
     try:
-        speed = dict(amp=amp, channels_last=channels_last, sn_cache=sn_cache, compile=compile_, eager=eager,
-                     optimised=optimised)
         folder = Path(run_dir_opt or resume_dir) if (run_dir_opt or resume_dir) else None
         created = folder is not None and not folder.exists()
         if folder is not None and dist.is_main() and not dry_run and not launch and (run_dir_opt or folder.is_dir()):
             stack.enter_context(lock.hold(folder, note=_note))  # before reading it
         found = None if folder is None else on_rank0(lambda: _find_run(folder, required=resume_dir is not None))
-        cfg, preset_name = _resolve_config(ctx, found, folder, fixed, speed)
+        cfg, preset_name = _resolve_config(ctx, found, folder, fixed)
         if dry_run:
             click.echo(_summary(cfg, preset_name))
             click.echo()
@@ -274,10 +324,11 @@ def _check_options(ctx: click.Context, in_torchrun: bool) -> None:
         fail("--optimised and --eager contradict each other: pick one")
 
 
-def _resolve_config(ctx: click.Context, found: dict[str, Any] | None, folder: Path | None, fixed: dict[str, Any],
-                    speed: dict[str, Any]) -> tuple[TrainConfig, str]:
-    """The run's configuration and preset name: the resumed run's own (only its length and the
-    speed and run options may change), or the preset with the command line's overrides."""
+def _resolve_config(ctx: click.Context, found: dict[str, Any] | None, folder: Path | None,
+                    fixed: dict[str, Any]) -> tuple[TrainConfig, str]:
+    """The run's configuration and preset name: the resumed run's own (only the options that
+    may change on resume apply: its length, speed and run options), or the preset with the
+    command line's overrides."""
     p = ctx.params
     try:
         if found is not None:
@@ -286,17 +337,10 @@ def _resolve_config(ctx: click.Context, found: dict[str, Any] | None, folder: Pa
             cfg = TrainConfig.from_dict(opts["config"])
             _check_fixed(folder, preset_name, cfg, fixed)
             _check_not_shorter(folder, cfg, p["kimg"], found["images_seen"])
-            cfg = _apply_overrides(cfg, **{**_NO_OVERRIDES, "kimg": p["kimg"], **speed})
+            cfg = _apply(cfg, p, resumed=True)
         else:
             preset_name = p["preset"]
-            model_opts = {k: p[k] for k in ("data", "holdout", "kimg", "resolution", "batch", "seed", "width",
-                                            "decoder_norm", "no_margin", "recipe")}
-            cfg = _apply_overrides(_load_preset(preset_name), **model_opts, **speed)
-        listed = p["metrics_list"]
-        metrics = None if listed is None else tuple(m.strip() for m in listed.split(",") if m.strip())
-        run_opts = dict(metrics=metrics, **{k: p[k] for k in ("metrics_kimg", "on_divergence", "collapse_rank",
-                                                              "dead_cycle", "checkpoint_kimg")})
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in run_opts.items() if v is not None})
+            cfg = _apply(_load_preset(preset_name), p)
     except ConfigError as e:
         fail(str(e))
     if cfg.metrics:
@@ -338,27 +382,20 @@ def _announce(run_dir: Path, found: dict[str, Any] | None, dev: Any) -> None:
     dist.print0(f"run folder: {run_dir}  (device {dev}, {dist.world_size()} process(es))")
 
 
-# Options that define a run (its model, data and schedule); a resumed run keeps its own.
-_FIXED_BY_RUN = ("preset", "data", "holdout", "resolution", "batch", "seed", "width", "decoder_norm", "no_margin",
-                 "recipe")
-_NO_OVERRIDES: dict[str, Any] = dict(data=None, holdout=None, kimg=None, resolution=None, batch=None, seed=None,
-                                     width=None, decoder_norm=None, no_margin=False, amp=None, channels_last=None,
-                                     recipe=None)
-
-
 def _check_fixed(folder: Path, preset_name: str, cfg: TrainConfig, given: dict[str, Any]) -> None:
     """Fail when an option given on the command line would change the resumed run. Values that
     agree with the run pass, so that a restarted command (the same argv) resumes."""
+    flags = {o.param: o.flag for o in _OVERRIDES}
     for key, value in given.items():
         if key == "preset":
             same = value == preset_name
         else:
             try:
-                same = _apply_overrides(cfg, **{**_NO_OVERRIDES, key: value}) == cfg
+                same = _apply(cfg, {key: value}) == cfg
             except click.ClickException:  # e.g. a --resolution beyond the run's schedule
                 same = False
         if not same:
-            flag = "--" + key.replace("_", "-")
+            flag = flags.get(key, "--preset")
             shown = flag if isinstance(value, bool) else f"{flag} {value}"
             fail(f"{shown} does not match the run in {folder} (see its options.json): "
                   f"a resumed run keeps its model, data and schedule; drop {flag} or train into a new folder")
