@@ -14,7 +14,10 @@ Two numbers per run, both medians (and 90th percentiles) over --moves slider mov
   own round trips are not counted). This includes gradio's queue, HTTP, the PNG written to and
   fetched from the server's temporary folder, and the browser's decoding.
 
-The machines are shared and noisy: both are measured in the same run, the median is reported.
+* large photo: a 36 MP camera JPEG from upload to the page's images (read, encode, decode, the
+  input's preview and its PNG), with the demo's reduced decode and 1024 px preview and without.
+
+The machines are shared and noisy: all are measured in the same run, the median is reported.
 """
 
 from __future__ import annotations
@@ -93,6 +96,41 @@ def session_latency(snapshot: str, moves: int) -> dict:
     return out
 
 
+def large_photo(snapshot: str, megapixels: float = 36.0, repeats: int = 3) -> dict:
+    """A camera photo (a JPEG of `megapixels`) from upload to what the page gets: read, encode,
+    decode, the preview and its PNG (as gradio writes it), with the demo's reduced JPEG decode and
+    preview, and with both switched off (the page before them): medians over `repeats`."""
+    import dataclasses
+
+    from PIL import Image
+
+    model = Pioneer.load(snapshot, device="cpu")
+    w = int((megapixels * 1e6 * 3 / 2) ** 0.5)
+    out: dict = {"megapixels": round(w * (w * 2 // 3) / 1e6, 1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        face = build_examples(tmp, synthetic=1)[0].path
+        photo = Path(tmp) / "camera.jpg"
+        Image.open(face).convert("RGB").resize((w, w * 2 // 3)).save(photo, quality=90)
+        out["file_mb"] = round(photo.stat().st_size / 2**20, 1)
+        base = DemoSession(model).config
+        configs = {"reduced": base, "full": dataclasses.replace(base, decode_size=10**6, preview_size=10**6)}
+        for name, config in configs.items():
+            session = DemoSession(model, config=config)
+            times, png = [], 0
+            for _ in range(repeats):
+                session._codes.clear()                   # every repeat encodes, as a new upload does
+                t = time.perf_counter()
+                p = session.prepare(photo)
+                session.reconstruction(p.code)
+                buf = io.BytesIO()
+                session.preview(p.photo).save(buf, format="PNG")
+                times.append((time.perf_counter() - t) * 1000)
+                png = buf.tell()
+            out[name] = {**_summary(times), "preview_png_mb": round(png / 2**20, 2)}
+    out["speedup"] = round(out["full"]["median_ms"] / out["reduced"]["median_ms"], 1)
+    return out
+
+
 def browser_latency(snapshot: str, moves: int, screenshot: str | None) -> dict:
     from demo_server import Server, launch_browser
     from playwright.sync_api import sync_playwright
@@ -150,7 +188,8 @@ def main() -> None:
     ap.add_argument("--screenshot", help="also save a screenshot of the page here (PNG)")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
-    result = {"model": args.model, "torch": torch.__version__, "session": session_latency(args.model, args.moves)}
+    result = {"model": args.model, "torch": torch.__version__, "session": session_latency(args.model, args.moves),
+              "large_photo": large_photo(args.model)}
     if not args.no_browser:
         result["browser"] = browser_latency(args.model, args.moves, args.screenshot)
     print(json.dumps(result, indent=2))

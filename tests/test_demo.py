@@ -4,6 +4,7 @@ own errors. The page itself is tested in a real browser in test_demo_browser.py.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,31 @@ def test_prepare_encodes_each_input_once(model, faces, monkeypatch):
     assert first.crop is None and first.photo.size == (48, 48)
     session.prepare(faces[1])
     assert session.cached_codes == 2 and len(calls) == 3      # one more for the new face (and one by the check above)
+
+
+def test_large_photos_decode_reduced_and_preview_small(model, tmp_path):
+    """A camera-sized JPEG decodes at a reduced scale (both sides still >= decode_size) and the
+    page gets a preview of at most preview_size; small inputs pass through untouched."""
+    big = tmp_path / "camera.jpg"
+    Image.fromarray(SyntheticFaces().load(11000, 64)).resize((4000, 3000)).save(big, quality=80)
+    session = DemoSession(model, config=DemoConfig(decode_size=1024, preview_size=800))
+    p = session.prepare(big)
+    assert p.photo.size == (2000, 1500)                          # 1/2 scale: 1/4 would be under 1024
+    assert session.preview(p.photo).size == (800, 600)
+    full = DemoSession(model, config=DemoConfig(decode_size=10**6)).prepare(big)
+    assert full.photo.size == (4000, 3000)
+    small = Image.new("RGB", (64, 48))
+    assert session.preview(small) is small
+
+
+def test_page_messages_never_show_server_paths(monkeypatch, tmp_path):
+    from pioneer.demo.app import scrub
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    inside = tmp_path / "gradio" / "4f2a" / "notes.txt"
+    message = f"cannot identify image file '{inside}' ({tempfile.gettempdir()}/x/y.png)"
+    assert scrub(message) == "cannot identify image file 'notes.txt' (y.png)"
+    assert scrub("wide.png is 2500x1500 pixels") == "wide.png is 2500x1500 pixels"
 
 
 def test_code_cache_is_bounded(model, faces):

@@ -58,6 +58,12 @@ def make_session(model_spec: str | os.PathLike | None, vectors_dir: str | os.Pat
     return DemoSession(model, vectors, config.demo, notices)
 
 
+# gradio refuses an upload over its own limit in the browser, before any handler runs, so the
+# status line would still show the previous file's message. Up to this many times our limit the
+# file reaches DemoSession.read_image, which says in the status line what is wrong with it.
+UPLOAD_SLACK = 4
+
+
 def serve(model_spec: str | os.PathLike | None, vectors_dir: str | os.PathLike | None, config: ServeConfig,
           echo: Callable[[str], None] = print) -> None:
     """Serve the page until Ctrl-C or SIGTERM. Meant for a process of its own (`pioneer demo`):
@@ -82,8 +88,8 @@ def serve(model_spec: str | os.PathLike | None, vectors_dir: str | os.PathLike |
             try:
                 app.launch(server_name=config.host, server_port=config.port, share=config.share,
                            prevent_thread_lock=True, quiet=True, footer_links=[], allowed_paths=[tmp], css=CSS,
-                           max_file_size=config.demo.max_file_bytes, show_error=False, pwa=False, mcp_server=False,
-                           ssr_mode=False, run_history=False)
+                           max_file_size=UPLOAD_SLACK * config.demo.max_file_bytes, show_error=False, pwa=False,
+                           mcp_server=False, ssr_mode=False, run_history=False)
             except OSError as e:
                 raise OSError(f"cannot serve on {config.host}:{config.port} ({e.strerror or 'in use'}): "
                               "pass another --port or --host") from e
