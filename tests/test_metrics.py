@@ -197,6 +197,31 @@ def test_metric_without_data_explains(tiny_snapshot):
         compute("lpips_rec", ctx)
 
 
+def test_a_snapshot_alone_says_what_it_was_trained_and_tested_on(tiny_snapshot, model_cache, tmp_path):
+    """Training records the data, the held-out list and a digest of the held-out images in every
+    snapshot; a snapshot away from its run folder opens the same split, and a different split warns."""
+    import shutil
+    import warnings
+
+    from pioneer.inference.facade import Pioneer
+    from pioneer.run.checkpoint import load_snapshot
+
+    snap = load_snapshot(tiny_snapshot)
+    assert set(snap.extra) == {"data", "holdout", "held_out"} and snap.extra["holdout"] is None
+    alone = tmp_path / "alone.safetensors"
+    shutil.copy(tiny_snapshot, alone)                       # no run folder beside it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ctx = MetricContext.from_model(Pioneer.load(alone), cache_dir=model_cache)
+    assert ctx.run_dir is None and ctx.data.held_out() == snap.extra["held_out"]
+    assert snap.extra["held_out"]["images"] == len(ctx.data.test) > 0
+
+    model = Pioneer.load(alone)
+    model.extra["held_out"] = {**snap.extra["held_out"], "sha256": "0" * 16}   # as if tested on other images
+    with pytest.warns(UserWarning, match="held-out images differ"):
+        MetricContext.from_model(model, cache_dir=model_cache)
+
+
 @pytest.mark.slow
 def test_fid_end_to_end_caches_reference_statistics(tiny_snapshot, model_cache):
     ctx = MetricContext.from_snapshot(tiny_snapshot, cache_dir=model_cache, num=4, batch_size=4)

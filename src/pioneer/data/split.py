@@ -7,6 +7,7 @@ The default split is a stable 2 % hash split; a list file of held-out names, or 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 import zlib
@@ -30,6 +31,12 @@ class DataSplit:
     pyramid: ImagePyramid
     train: np.ndarray  # (N_train,) int64 indices into pyramid
     test: np.ndarray   # (N_test,) int64 indices into pyramid
+
+    def held_out(self) -> dict[str, Any]:
+        """What the held-out images are, in short: their number and a digest of their keys (the
+        snapshots record it, so a model says what it was tested on)."""
+        keys = "\n".join(sorted(self.pyramid.keys[i] for i in self.test))
+        return {"images": int(len(self.test)), "sha256": hashlib.sha256(keys.encode("utf-8", "surrogateescape")).hexdigest()[:16]}
 
 
 def default_test_mask(keys: Sequence[str]) -> np.ndarray:

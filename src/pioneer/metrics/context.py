@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,9 +91,14 @@ class MetricContext:
         run_dir = run_of_snapshot(model.source) if model.source else None
         if data is None and run_dir is not None:
             data, holdout = _run_data(run_dir, holdout)
-        if data is None:
-            data = model.extra.get("data")          # training records its data spec in every snapshot
-        return cls._with_data(model, data, holdout, cache_dir, run_dir=run_dir, **kwargs)
+        if data is None:                            # training records its data and held-out list in every snapshot
+            data, holdout = model.extra.get("data"), holdout or model.extra.get("holdout")
+        ctx = cls._with_data(model, data, holdout, cache_dir, run_dir=run_dir, **kwargs)
+        recorded = model.extra.get("held_out")
+        if ctx.data is not None and recorded and data == model.extra.get("data") and ctx.data.held_out() != recorded:
+            warnings.warn(f"the held-out images differ from the {recorded['images']} the model was measured on "
+                          "in training: held-out numbers are not comparable with its training records", stacklevel=2)
+        return ctx
 
     @classmethod
     def from_networks(cls, encoder: torch.nn.Module, decoder: torch.nn.Module, level: int, alpha: float,

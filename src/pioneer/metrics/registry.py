@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from pioneer.text import fmt
+from pioneer.text import fmt, table
 from pioneer.run.files import METRICS
 from pioneer.run.jsonl import append_jsonl
 from pioneer.metrics.context import MetricContext, MetricError
@@ -111,9 +111,6 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         secs = res.pop("seconds", "")
         details = ", ".join(f"{k}={fmt(v)}" for k, v in res.items() if not isinstance(v, (dict, list)))
         rows.append((name, fmt(value), details, fmt(secs)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return table(rows, "lrll")
 
 

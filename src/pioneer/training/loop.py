@@ -106,6 +106,7 @@ class _Session:
     guard: WriteGuard               # checkpoints: retried, the run stops after 3 failures
     bar: tqdm
     main: bool
+    extra: dict[str, Any]           # what every snapshot records: data, held-out list, held-out digest
 
 
 def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool, cache_dir: Path, progress: bool,
@@ -131,7 +132,8 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
         monitor=DivergenceMonitor(gap_threshold=cfg.gap_threshold, policy=cfg.on_divergence,
                                   collapse_rank=cfg.collapse_rank, dead_cycle=cfg.dead_cycle),
         meter=RecordMeter(device, state.images_seen), preview=Preview(cfg, split.test, device, warn=bar.write),
-        guard=WriteGuard(warn=bar.write), bar=bar, main=main)
+        guard=WriteGuard(warn=bar.write), bar=bar, main=main,
+        extra={"data": cfg.data, "holdout": cfg.holdout, "held_out": split.held_out()})
     update_ema = EmaUpdate(state.G_ema, state.G)  # G_ema's spectral-norm vectors fit its own weights
     t_start, start_iteration = time.perf_counter(), state.iteration
     heldout_l1: float | None = None
@@ -201,7 +203,7 @@ def _train(cfg: TrainConfig, run: RunFolder, device: torch.device, resume: bool,
                 numbered = _crossed(before, now, cfg.snapshot_kimg) or done
                 due = _crossed(before, now, cfg.checkpoint_kimg) or numbered or phase_end or done or stopping
                 if due and main and s.monitor.healthy and _finite(le, lg):
-                    if not s.guard.attempt(lambda: _checkpoint(state, st, run, numbered),
+                    if not s.guard.attempt(lambda: _checkpoint(state, st, run, numbered, s.extra),
                                            f"checkpoint at {now / 1000:g} kimg"):
                         stop.requested = stop.requested or s.guard.exhausted  # the others learn it at the next check
 
@@ -351,19 +353,19 @@ def _grid(s: _Session, st: SchedulePoint, x: torch.Tensor) -> float:
     return measures["heldout_l1"]
 
 
-def _checkpoint(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool) -> None:
+def _checkpoint(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool, extra: dict[str, Any]) -> None:
     """The inference snapshots, then the training state (rank 0). Snapshots first: a state never
     claims more images than the snapshots beside it, so a write killed half-way is redone on resume."""
-    _snapshots(state, st, run, numbered)
+    _snapshots(state, st, run, numbered, extra)
     save_training_state(run.state, state.state_dict())
 
 
-def _snapshots(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool) -> None:
+def _snapshots(state: TrainingState, st: SchedulePoint, run: RunFolder, numbered: bool, extra: dict[str, Any]) -> None:
     """The latest snapshot and, when `numbered`, the numbered one of this many images."""
     paths = [run.snapshot] + ([run.numbered_snapshot(state.images_seen)] if numbered else [])
     for path in paths:
         save_snapshot(path, state.G_ema, state.E, state.cfg.model, st.phase, st.alpha, state.images_seen,
-                      extra={"data": state.cfg.data})
+                      extra=extra)
 
 
 def _complete_finished_run(s: _Session, st: SchedulePoint) -> float:
@@ -373,7 +375,7 @@ def _complete_finished_run(s: _Session, st: SchedulePoint) -> float:
     missing = missing_final_outputs(run.path, state.images_seen)
     if missing:
         s.bar.write(f"the finished run lacks its final {' and '.join(missing)}: writing them")
-        s.guard.attempt(lambda: _snapshots(state, st, run, numbered="numbered snapshot" in missing),
+        s.guard.attempt(lambda: _snapshots(state, st, run, "numbered snapshot" in missing, s.extra),
                         "the final snapshots")
     return s.preview(state, s.split.pyramid, st, s.autocast, run if "grids" in missing else None, s.stats)["heldout_l1"]
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from pioneer.config import RESOLUTIONS, LossConfig, ScheduleConfig
+from pioneer.text import table
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,7 @@ def describe(cfg: ScheduleConfig) -> list[dict[str, object]]:
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
-    """A plain-text table (header, rule, rows) with aligned columns."""
+    """`describe`'s rows as a plain-text table with aligned columns."""
     if not rows:
         return "(empty schedule)"
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    line = lambda vals: "  ".join(str(v).rjust(width[c]) for c, v in zip(cols, vals))  # noqa: E731
-    out = [line(cols), "  ".join("-" * width[c] for c in cols)]
-    out += [line([r[c] for c in cols]) for r in rows]
-    return "\n".join(out)
+    return table([list(rows[0]), *(list(r.values()) for r in rows)])
