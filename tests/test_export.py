@@ -58,6 +58,29 @@ def test_onnx_matches_pytorch_at_any_batch_size(model, tmp_path):
     assert manifest["files"] == {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}
     assert manifest["resolution"] == 16 and manifest["encoder"]["input"]["shape"] == ["batch", 3, 16, 16]
     assert manifest["max_abs_diff_vs_pytorch"] == result.max_abs_diff
+    _check_preprocessing(manifest, model, enc, tmp_path)
+
+
+def _check_preprocessing(manifest: dict, model: Pioneer, enc, tmp_path) -> None:
+    """export.json's preprocessing code, run as written, gives exactly pioneer's input tensor, and
+    the exported encoder on it gives pioneer's code for the same file."""
+    from PIL import Image
+
+    from pioneer.data import SyntheticFaces
+    from pioneer.inference.inputs import convert_one
+
+    namespace: dict = {}
+    exec(manifest["preprocessing"]["python"], namespace)             # noqa: S102 (our own file)
+    face = Image.fromarray(SyntheticFaces().load(11000, 96))
+    files = {"png": tmp_path / "wide.png", "jpg": tmp_path / "big.jpg"}
+    face.crop((0, 10, 96, 80)).save(files["png"])                    # not square, not the model's size
+    face.resize((400, 400)).save(files["jpg"], quality=90)           # a JPEG decoded at a reduced scale
+    for path in files.values():
+        x = namespace["preprocess"](path)
+        assert x.dtype == np.float32 and x.shape == (3, 16, 16)
+        np.testing.assert_array_equal(x, convert_one(path, 16).numpy())
+        z = enc.run(None, {"images": x[None]})[0]
+        assert np.abs(z - model.encode(str(path)).numpy()).max() <= TOL
 
 
 def test_onnx_export_during_a_fade_in(tmp_path):

@@ -191,6 +191,25 @@ def verify_export(model: "Pioneer", files: dict[str, Path], fmt: str, nets: dict
     return out
 
 
+# How an image becomes the encoder's input, as pioneer does it (pioneer.data.sources.decode_image):
+# runnable with Pillow and numpy alone; {r} is the model's resolution.
+PREPROCESS = """\
+import numpy as np
+from PIL import Image, ImageOps
+
+def preprocess(path, r={r}):
+    with Image.open(path) as img:
+        if img.format == "JPEG":
+            img.draft(None, (2 * r, 2 * r))     # large JPEGs decode at a reduced scale first
+        img = ImageOps.exif_transpose(img).convert("RGB")
+    w, h = img.size
+    s = min(w, h)                                # center crop to a square on the shorter side
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    img = img.crop(box) if s == r else img.resize((r, r), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    return np.asarray(img, np.float32).transpose(2, 0, 1) / 127.5 - 1   # (3, r, r) in [-1, 1]
+"""
+
+
 def _write_manifest(model: "Pioneer", result: ExportResult, opset: int) -> None:
     r, d = model.resolution, model.latent_dim
     manifest = {
@@ -206,5 +225,16 @@ def _write_manifest(model: "Pioneer", result: ExportResult, opset: int) -> None:
         "exporter": (f"torch.onnx.export(dynamo=True), opset {opset}" if result.format == "onnx"
                      else "torch.jit.trace") + f", torch {torch.__version__}",
         "max_abs_diff_vs_pytorch": result.max_abs_diff,
+        "preprocessing": {
+            "steps": ["decode to 8-bit RGB, EXIF orientation applied (16-bit images scaled, transparency "
+                      "composited as pioneer.data.sources.to_rgb does)",
+                      "center-crop to a square on the shorter side",
+                      f"resize to {r}x{r} with Lanczos (Pillow, reducing_gap 3)",
+                      "HWC uint8 -> CHW float32, x / 127.5 - 1: values in [-1, 1]",
+                      "stack into (batch, 3, r, r); faces from photos are aligned first (pioneer align)"],
+            "python": PREPROCESS.format(r=r),
+        },
+        "postprocessing": "images (batch, 3, r, r) in [-1, 1] -> uint8: round((x + 1) * 127.5), clip to 0..255, "
+                          "CHW -> HWC",
     }
     atomic_write_text(result.folder / "export.json", json.dumps(manifest, indent=2) + "\n")

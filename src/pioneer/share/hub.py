@@ -128,7 +128,7 @@ def _trained_on(model: "Pioneer", record: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str | os.PathLike | None | bool = True,
-                    vectors: Iterable[AttributeVector | str | os.PathLike] = (), card: bool = True,
+                    vectors: Iterable[AttributeVector | str | os.PathLike] | None = None, card: bool = True,
                     data: str | None = None, cache_dir: str | os.PathLike | None = None,
                     repo_id: str | None = None, progress: bool = False) -> Path:
     """Write `model` as a pretrained folder (see the module doc); returns the folder.
@@ -136,7 +136,8 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
     run_dir: the run folder the model came from, for the model card and config.json (training
     options, metrics.jsonl); True finds it next to the snapshot the model was loaded from,
     False / None leaves it out. vectors: attribute vectors (or their files) to include; each
-    must have been made with this model. data: the data set whose held-out images the card's
+    must have been made with this model (None: the model's own, e.g. those of the pretrained
+    folder it was loaded from; () for none). data: the data set whose held-out images the card's
     reconstruction grid shows (default: the run's); repo_id: where it will be pushed (for the
     card's example). An existing folder is only written over
     when it is a pretrained folder; other files in it are kept.
@@ -147,7 +148,7 @@ def save_pretrained(model: "Pioneer", folder: str | os.PathLike, *, run_dir: str
     _check_target(folder)
     run = run_of_model(model) if run_dir is True else (Path(run_dir) if run_dir else None)
     record = run_record(run)
-    vecs = [_check_vector(model, v) for v in vectors]
+    vecs = [_check_vector(model, v) for v in (model.vectors.values() if vectors is None else vectors)]
     names = [_vector_file(v.attribute) for v in vecs]
     if len(set(names)) != len(names):
         raise InputError(f"two attribute vectors share a name ({', '.join(v.attribute for v in vecs)}): "
