@@ -149,3 +149,59 @@ def test_budget_plot_from_earlier_rows(tmp_path):
 
     with Image.open(tmp_path / "curve.png") as im:
         assert im.width > 300 and im.height > 300
+
+
+def _ablate():
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("ablate", ROOT / "benchmarks" / "ablate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ablation_variants_change_only_what_they_name():
+    ab = _ablate()
+    base = ab.variant_config("proxy", {}, 0, [])
+    for name, variant in ab.GRIDS["paper"].items():
+        cfg = ab.variant_config("proxy", variant, 3, ["loss.kl_weight=0.3"])
+        assert cfg.seed == 3 and cfg.loss.kl_weight == 0.3 and cfg.model.decoder_norm == variant["norm"]
+        margins = {r.margin for r in cfg.schedule.rules}
+        assert margins == ({0.0, ab.MARGIN} if variant["margin"] else {0.0}), name
+        assert cfg.schedule.total_kimg == base.schedule.total_kimg and cfg.model.latent_dim == base.model.latent_dim
+    on = ab.variant_config("proxy", ab.GRIDS["last-activation"]["last LReLU"], 0, [])
+    assert on.model.encoder_last_activation and not base.model.encoder_last_activation
+    full = ab.variant_config("default", {"margin": False}, 0, [])
+    assert full.schedule.total_kimg == preset("synthetic64").schedule.total_kimg
+    assert {r.margin for r in full.schedule.rules} == {0.0}
+
+
+def test_ablation_skips_finished_runs_and_tables_every_variant(tmp_path):
+    """A finished (variant, seed) is never trained again; the table has mean ± sd over seeds and
+    the KL gap, the plot one panel per variant."""
+    ab = _ablate()
+    for i, name in enumerate(ab.GRIDS["margin"]):
+        for seed in (0, 1):
+            folder = ab._folder(tmp_path, name, seed)
+            folder.mkdir(parents=True)
+            gaps = [(-0.1 - i * k / 10) for k in range(10)]          # "no margin" drifts further
+            folder.joinpath("stats.jsonl").write_text("".join(
+                json.dumps({"images_seen": 1000 * k, "kl_real": 2.0, "kl_fake": 2.0 - g, "gap": g}) + "\n"
+                for k, g in enumerate(gaps)))
+            result = {"variant": name, "seed": seed, "heldout_l1": 0.1 + seed / 100, "diverged": None,
+                      **ab.kl_gap(folder)}
+            folder.joinpath("result.json").write_text(json.dumps(result))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ablate.py"), "margin", "--out", str(tmp_path),
+                          "--seeds", "0,1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "0 to go" in out.stderr
+    table = (tmp_path / "table.md").read_text()
+    assert "| margin | 2 | 0 | 0.105 ± 0.0071 |" in table
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    gap = {r["variant"]: r["gap_max"] for r in rows}
+    assert gap["no margin"] > gap["margin"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "kl.png") as im:
+        assert im.width > 300
